@@ -1,0 +1,117 @@
+"""The HTTP layer: a Flask app factory. No SQL here: routes call the use cases in `ledger`."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import flask_smorest
+from flask import Flask
+
+from ledger.clock import Clock, SystemClock
+from ledger.services.ports import ApiKey
+from ledger.storage.engine import make_engines
+from ledger.storage.uow import SqlUnitOfWorkFactory
+
+from .errors import PROBLEM_MIMETYPE, register_error_handlers
+from .http import after_request, before_request
+from .schemas.common import Problem
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+API_DESCRIPTION = """\
+Loyalty points and cashback on an append-only, double-entry ledger.
+
+Every write is idempotent: natural keys (order_id, ...) and the optional `Idempotency-Key` header.
+A replay answers with the first status and body, byte for byte, and the header `Idempotent-Replayed: true`.
+Every error is an RFC 9457 `application/problem+json` body with a stable `code`.
+Amounts are integers: points, or minor units of the program's currency.
+"""
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest, with every error documented as a Problem under application/problem+json."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_responses(self) -> None:
+        from flask_smorest.utils import prepare_response
+        import http
+
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+            else:
+                prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Error", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+    def _register_error_handlers(self) -> None:
+        """Our own handlers (api.errors) answer every error; smorest's would not be problem+json."""
+
+
+class LedgerService:
+    """What the routes reach through `current_app.extensions["ledger"]`."""
+
+    def __init__(self, database_url: str, clock: Clock, pool_size: int) -> None:
+        self.engines = make_engines(database_url, pool_size=pool_size)
+        self.uow = SqlUnitOfWorkFactory(self.engines)
+        self.clock = clock
+
+    def authenticate(self, key_hash: str) -> ApiKey | None:
+        with self.uow() as uow:
+            key = uow.api_keys.by_hash(key_hash)
+        if key is None or key.revoked_at is not None:
+            return None
+        now = self.clock.now()
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            with self.uow(write=True) as uow:
+                uow.api_keys.touch(key.id, now)
+                uow.commit()
+        return key
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    from .settings import Settings
+
+    app = Flask(__name__)
+    settings = Settings.from_env()
+    overrides = test_config or {}
+    settings = Settings(
+        database_url=overrides.get("DATABASE_URL", settings.database_url),
+        operator_token=overrides.get("OPERATOR_TOKEN", settings.operator_token),
+        db_pool_size=overrides.get("DB_POOL_SIZE", settings.db_pool_size),
+    )
+    app.config.update(
+        LEDGER_SETTINGS=settings,
+        API_TITLE="Loyalty Ledger",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.extensions["ledger"] = LedgerService(settings.database_url, overrides.get("CLOCK") or SystemClock(),
+                                             settings.db_pool_size)
+    api = Api(app, spec_kwargs={
+        "info": {"description": API_DESCRIPTION},
+        "components": {"securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "A program's API key"},
+            "operatorToken": {"type": "http", "scheme": "bearer", "description": "LEDGER_OPERATOR_TOKEN"},
+        }},
+    })
+    app.extensions["ledger_api"] = api
+    register_error_handlers(app)
+    app.before_request(before_request)
+    app.after_request(after_request)
+
+    from .routes import register
+
+    register(app, api)
+    return app

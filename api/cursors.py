@@ -1,0 +1,32 @@
+"""Opaque list cursors: base64url of the last sort key and a hash of the filters they were made for."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from .errors import ApiProblem
+
+
+def _filters_hash(filters: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def encode_cursor(last_key: int, filters: dict[str, Any]) -> str:
+    raw = json.dumps({"k": last_key, "f": _filters_hash(filters)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, filters: dict[str, Any]) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = data["k"]
+        if not isinstance(key, int) or isinstance(key, bool) or data["f"] != _filters_hash(filters):
+            raise ValueError
+        return key
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        raise ApiProblem(400, "invalid_cursor", "Invalid cursor",
+                         "the cursor is malformed or was made for other filters") from None

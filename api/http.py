@@ -1,0 +1,244 @@
+"""The request pipeline shared by every route: request id, authentication and roles,
+strict JSON parsing, validation errors as problems, and idempotent writes."""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import flask_smorest
+import marshmallow as ma
+from flask import Response, current_app, g, request
+from webargs import core
+from webargs.flaskparser import FlaskParser
+
+from ledger.domain.errors import BusinessRuleViolation, LedgerError, ValidationFailed
+from ledger.services.ports import BookingContext, StoredAnswer
+from ledger.services.programs import hash_secret
+from ledger.services.writes import WriteOutcome, WriteRequest, run_write, transact
+
+from .errors import PROBLEM_MIMETYPE, ApiProblem, dumps, ledger_error_body
+
+JSON_MIMETYPE = "application/json"
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Principal:
+    program_id: str | None
+    role: str
+    key_id: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.key_id}" if self.key_id else "operator"
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
+    """marshmallow's nested messages -> [{field: "lines.0.quantity", message}]."""
+    out: list[dict[str, str]] = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            out += flatten_errors(value, name)
+    elif isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            out += [{"field": prefix or "body", "message": m} for m in messages]
+        else:
+            for m in messages:
+                out += flatten_errors(m, prefix)
+    else:
+        out.append({"field": prefix or "body", "message": str(messages)})
+    return out
+
+
+class ProblemParser(FlaskParser):
+    """Reads the body parsed (strictly) by `parse_body`, and raises validation errors as problems."""
+
+    def load_json(self, req, schema):  # noqa: ANN001, ANN201
+        return g.get("json_body", core.missing)
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):  # noqa: ANN001
+        messages = error.messages
+        if isinstance(messages, dict) and len(messages) == 1 and next(iter(messages)) in {"json", "query", "view_args", "path", "headers"}:
+            messages = next(iter(messages.values()))
+        raise ValidationFailed(flatten_errors(messages))
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ProblemParser()
+
+    def arguments(self, schema, *, location="json", **kwargs):  # noqa: ANN001, ANN201
+        """A JSON body may also be malformed (400) or not JSON at all (415): documented as problems."""
+        decorator = super().arguments(schema, location=location, **kwargs)
+        if location != "json":
+            return decorator
+
+        def with_body_errors(func):  # noqa: ANN001, ANN202
+            wrapper = decorator(func)
+            responses = wrapper._apidoc.setdefault("response", {}).setdefault("responses", {})
+            responses.setdefault(400, []).append("BAD_REQUEST")
+            responses.setdefault(415, []).append("UNSUPPORTED_MEDIA_TYPE")
+            return wrapper
+
+        return with_body_errors
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body() -> None:
+    """Strict JSON: 415 for a body that is not JSON, 400 for malformed JSON (huge integers included)."""
+    data = request.get_data(cache=True)
+    if not data.strip():
+        g.json_body = {}
+        g.body_canonical = "{}"
+        return
+    mimetype = request.mimetype or ""
+    if not (mimetype == JSON_MIMETYPE or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        raise ApiProblem(415, "unsupported_media_type", "Unsupported media type",
+                         "send the body as application/json")
+    try:
+        body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiProblem(400, "malformed_json", "Malformed JSON", f"the body is not valid JSON: {exc}") from None
+    g.json_body = body
+    g.body_canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def authenticate() -> None:
+    """Every route declares who may call it (`requires`); checked before anything is parsed."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    roles: tuple[str, ...] | None = getattr(view, "_required_roles", None)
+    if roles is None:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("send Authorization: Bearer <api key>")
+    token = token.strip()
+    if roles == (OPERATOR,):
+        expected = current_app.config["LEDGER_SETTINGS"].operator_token
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise _unauthorized("this call needs the operator token")
+        g.principal = Principal(program_id=None, role=OPERATOR, key_id=None)
+        return
+    key = current_app.extensions["ledger"].authenticate(hash_secret(token))
+    if key is None:
+        raise _unauthorized("unknown or revoked API key")
+    g.principal = Principal(program_id=key.program_id, role=key.role, key_id=key.id)
+    if key.role not in roles:
+        raise ApiProblem(403, "forbidden", "Forbidden", f"the {key.role} role may not do this")
+
+
+def _unauthorized(detail: str) -> ApiProblem:
+    return ApiProblem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def before_request() -> None:
+    incoming = request.headers.get("X-Request-Id", "")
+    g.request_id = incoming if re.fullmatch(r"[A-Za-z0-9._:-]{1,80}", incoming) else f"req_{secrets.token_hex(8)}"
+    authenticate()
+    if request.method in ("POST", "PUT", "PATCH"):
+        parse_body()
+
+
+def after_request(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    return response
+
+
+def requires(*roles: str) -> Callable:
+    """Innermost decorator of a view: the roles that may call it (see ARCHITECTURE.md §4)."""
+
+    def decorator(func: Callable) -> Callable:
+        func._required_roles = roles  # copied outward by functools.wraps in every smorest decorator
+        doc = func.__dict__.setdefault("_apidoc", {})
+        manual = doc.setdefault("manual_doc", {})
+        manual["security"] = [{"operatorToken": []}] if roles == (OPERATOR,) else [{"apiKey": []}]
+        who = "the operator token" if roles == (OPERATOR,) else f"roles {', '.join(roles)}"
+        func.__doc__ = f"{inspect.cleandoc(func.__doc__ or '')}\n\nAllowed: {who}."
+        responses = doc.setdefault("response", {}).setdefault("responses", {})
+        responses.setdefault(401, []).append("UNAUTHORIZED")
+        if roles != (OPERATOR,):
+            responses.setdefault(403, []).append("FORBIDDEN")
+        return func
+
+    return decorator
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def program_id() -> str:
+    return g.principal.program_id
+
+
+def booking_context() -> BookingContext:
+    return BookingContext(actor=g.principal.actor, request_id=g.request_id, idempotency_key=idempotency_key())
+
+
+def idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise ValidationFailed([{"field": "Idempotency-Key", "message": "1 to 255 visible ASCII characters"}])
+    return key
+
+
+def fingerprint() -> str:
+    """Method, path and SHA-256 of the canonical JSON of the body as sent."""
+    body_hash = hashlib.sha256(g.get("body_canonical", "{}").encode()).hexdigest()
+    return hashlib.sha256(f"{request.method} {request.path}\n{body_hash}".encode()).hexdigest()
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(dumps(data), status=status, mimetype=JSON_MIMETYPE)
+
+
+def answer_response(answer: StoredAnswer, replayed: bool) -> Response:
+    mimetype = PROBLEM_MIMETYPE if answer.status >= 400 else JSON_MIMETYPE
+    response = Response(answer.body, status=answer.status, mimetype=mimetype)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def render_error(error: BusinessRuleViolation) -> StoredAnswer:
+    status, body = ledger_error_body(error)
+    return StoredAnswer(status, dumps(body))
+
+
+def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema, status: int,
+                     natural_key: tuple[str, str] | None = None) -> Response:
+    """Run a write once: replays answer with the first status and body, byte for byte."""
+    ledger = current_app.extensions["ledger"]
+    request_ = WriteRequest(program_id=program_id(), fingerprint=fingerprint(),
+                            idempotency_key=idempotency_key(), natural_key=natural_key)
+    outcome: WriteOutcome = run_write(
+        ledger.uow, ledger.clock, request_, action,
+        render=lambda result: StoredAnswer(status, dumps(schema.dump(result))),
+        render_error=render_error, is_retryable=ledger.uow.is_retryable,
+    )
+    return answer_response(outcome.answer, outcome.replayed)
+
+
+def read(action: Callable[[Any], Any]) -> Any:
+    ledger = current_app.extensions["ledger"]
+    with ledger.uow(write=False) as uow:
+        return action(uow)
+
+
+def write(action: Callable[[Any], Any]) -> Any:
+    """A write that is idempotent by nature (PUT, PATCH): one committed transaction, retried on lock conflicts."""
+    ledger = current_app.extensions["ledger"]
+    return transact(ledger.uow, action, ledger.uow.is_retryable)

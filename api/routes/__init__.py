@@ -1,0 +1,12 @@
+"""One module per resource."""
+from __future__ import annotations
+
+from flask import Flask
+
+from . import api_keys, customers, health, ledger, programs, purchases
+
+
+def register(app: Flask, api) -> None:  # noqa: ANN001
+    health.register(app, api)
+    for module in (programs, api_keys, customers, purchases, ledger):
+        api.register_blueprint(module.blp)

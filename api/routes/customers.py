@@ -1,0 +1,82 @@
+"""Customers: enrolment, profile, balances, activity."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Response, current_app
+
+from ledger.domain.customers import Balances, Customer
+from ledger.services import customers as use_cases
+from ledger.services import queries
+
+from ..cursors import decode_cursor, encode_cursor
+from ..http import Blueprint, json_response, program_id, read, requires, write
+from ..schemas.common import Balances as BalancesSchema
+from ..schemas.common import PageArgs
+from ..schemas.customers import ActivityPage, CustomerOut, CustomerPath, CustomerPut
+from .programs import ALL_ROLES
+
+blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Enrolled customers")
+
+
+def customer_dict(customer: Customer, balances: Balances) -> dict:
+    data = {k: v for k, v in asdict(customer).items() if k not in ("pk", "program_id")}
+    data["balances"] = asdict(balances)
+    return data
+
+
+@blp.route("/<customer_id>", methods=["PUT"])
+@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.arguments(CustomerPut)
+@blp.response(200, CustomerOut, description="Updated")
+@blp.alt_response(201, schema=CustomerOut, description="Enrolled", success=True)
+@requires("admin", "storefront")
+def put_customer(body: dict, customer_id: str) -> Response:
+    """Enrol (201) or update (200) a customer: an omitted field stays as it was, null clears it."""
+    ledger = current_app.extensions["ledger"]
+    if body.get("birthday") is not None:
+        body["birthday"] = body["birthday"].isoformat()
+    result = write(lambda uow: use_cases.enrol_or_update(uow, ledger.clock, program_id(), customer_id, body))
+    return json_response(CustomerOut().dump(customer_dict(result.customer, result.balances)),
+                         201 if result.created else 200)
+
+
+@blp.route("/<customer_id>", methods=["GET"])
+@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.response(200, CustomerOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@requires(*ALL_ROLES)
+def get_customer(customer_id: str) -> Response:
+    """Profile and balances."""
+    now = current_app.extensions["ledger"].clock.now()
+    customer, balances = read(lambda uow: queries.customer_profile(uow, now, program_id(), customer_id))
+    return json_response(CustomerOut().dump(customer_dict(customer, balances)))
+
+
+@blp.route("/<customer_id>/balances", methods=["GET"])
+@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.response(200, BalancesSchema)
+@blp.alt_response(404, response="NOT_FOUND")
+@requires(*ALL_ROLES)
+def get_balances(customer_id: str) -> Response:
+    """Available, pending and reserved, per asset: points, and cashback in minor units."""
+    now = current_app.extensions["ledger"].clock.now()
+    balances = read(lambda uow: queries.customer_balances(uow, now, program_id(), customer_id))
+    return json_response(BalancesSchema().dump(asdict(balances)))
+
+
+@blp.route("/<customer_id>/activity", methods=["GET"])
+@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.arguments(PageArgs, location="query", as_kwargs=True)
+@blp.response(200, ActivityPage)
+@blp.alt_response(400, response="BAD_REQUEST")
+@blp.alt_response(404, response="NOT_FOUND")
+@requires(*ALL_ROLES)
+def get_activity(customer_id: str, limit: int, cursor: str | None = None) -> Response:
+    """One item per transaction, newest first, with the signed change to each bucket."""
+    filters = {"customer_id": customer_id}
+    before = decode_cursor(cursor, filters)
+    items = read(lambda uow: queries.customer_activity(uow, program_id(), customer_id, before, limit + 1))
+    next_cursor = encode_cursor(items[limit - 1].seq, filters) if len(items) > limit else None
+    return json_response(ActivityPage().dump({"items": [asdict(i) for i in items[:limit]],
+                                              "next_cursor": next_cursor}))

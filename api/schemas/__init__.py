@@ -1,0 +1,1 @@
+"""Marshmallow schemas: request validation, response shapes, and the OpenAPI document."""

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import zoneinfo
+
+import marshmallow as ma
+from marshmallow import ValidationError, fields, validate, validates
+
+from ledger.domain.money import is_valid_currency
+from ledger.domain.programs import ROLES
+
+from .common import StrictInt, instant
+
+
+def _check_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("unknown IANA time zone") from None
+
+
+SETTINGS_RANGES = {
+    "points_per_unit": (0, 10_000),
+    "unit_amount": (1, 10**9),
+    "cashback_rate_bps": (0, 10_000),
+    "cashback_hold_days": (0, 365),
+    "points_hold_days": (0, 365),
+}
+
+
+def _settings_fields(allow_none: bool) -> dict:
+    def bounded(name: str, description: str | None = None) -> StrictInt:
+        meta = {"description": description} if description else {}
+        return StrictInt(validate=validate.Range(*SETTINGS_RANGES[name]), allow_none=allow_none, metadata=meta)
+
+    return {
+        "name": fields.String(validate=validate.Length(min=1, max=200), allow_none=allow_none),
+        "timezone": fields.String(validate=_check_timezone, allow_none=allow_none,
+                                  metadata={"example": "Europe/Paris", "description": "IANA name; default UTC"}),
+        "points_per_unit": bounded("points_per_unit", "Points earned per unit_amount spent (default 1)"),
+        "unit_amount": bounded("unit_amount", "Minor units per earning unit (default one major unit)"),
+        "cashback_rate_bps": bounded("cashback_rate_bps", "Cashback in basis points of the amount (default 0)"),
+        "cashback_hold_days": bounded("cashback_hold_days", "Days cashback stays pending (default 30)"),
+        "points_hold_days": bounded("points_hold_days", "Days points stay pending (default 0)"),
+    }
+
+
+_SettingsFields = ma.Schema.from_dict(_settings_fields(False), name="_SettingsFields")
+
+
+class ProgramCreate(_SettingsFields):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    currency = fields.String(required=True, metadata={"description": "ISO 4217 code; cannot change later",
+                                                      "example": "EUR"})
+
+    @validates("currency")
+    def _currency(self, value: str, **_kw) -> None:  # noqa: ANN003
+        if not is_valid_currency(value):
+            raise ValidationError("not a current ISO 4217 currency code with minor units")
+
+
+class ProgramPatch(ma.Schema.from_dict(_settings_fields(True), name="_PatchFields")):
+    """A JSON merge patch of the settings: null restores a default; `currency` may be repeated, not changed."""
+
+    currency = fields.String()
+
+
+class ProgramOut(ma.Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    currency = fields.String(required=True)
+    timezone = fields.String(required=True)
+    points_per_unit = fields.Integer(required=True)
+    unit_amount = fields.Integer(required=True)
+    cashback_rate_bps = fields.Integer(required=True)
+    cashback_hold_days = fields.Integer(required=True)
+    points_hold_days = fields.Integer(required=True)
+    created_at = instant(required=True)
+
+
+class ApiKeyOut(ma.Schema):
+    id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    name = fields.String(allow_none=True)
+    prefix = fields.String(required=True, metadata={"description": "First characters of the key, to recognise it"})
+    created_at = instant(required=True)
+    last_used_at = instant(allow_none=True)
+    revoked_at = instant(allow_none=True)
+    replaced_by = fields.String(allow_none=True)
+
+
+class IssuedApiKeyOut(ApiKeyOut):
+    key = fields.String(required=True, metadata={"description": "The secret: shown once, store it now"})
+
+
+class ApiKeys(ma.Schema):
+    admin = fields.String(required=True)
+    storefront = fields.String(required=True)
+    app = fields.String(required=True)
+    finance = fields.String(required=True)
+
+
+class ProgramCreated(ProgramOut):
+    api_keys = fields.Nested(ApiKeys, required=True, metadata={"description": "Shown once"})
+
+
+class ApiKeyCreate(ma.Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    name = fields.String(validate=validate.Length(min=1, max=128), allow_none=True)
+
+
+class ApiKeyList(ma.Schema):
+    items = fields.List(fields.Nested(ApiKeyOut), required=True)
+
+
+class ProgramChangeOut(ma.Schema):
+    actor = fields.String(required=True)
+    request_id = fields.String(allow_none=True)
+    changed_at = instant(required=True)
+    before = fields.Dict(required=True)
+    after = fields.Dict(required=True)
+
+
+class ProgramChanges(ma.Schema):
+    items = fields.List(fields.Nested(ProgramChangeOut), required=True)

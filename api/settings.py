@@ -1,0 +1,20 @@
+"""Configuration from the environment."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    operator_token: str | None
+    db_pool_size: int = 10
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            database_url=os.environ.get("LEDGER_DATABASE_URL", "sqlite:///var/ledger.db"),
+            operator_token=os.environ.get("LEDGER_OPERATOR_TOKEN") or None,
+            db_pool_size=int(os.environ.get("LEDGER_DB_POOL_SIZE", "10")),
+        )

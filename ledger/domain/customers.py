@@ -1,0 +1,55 @@
+"""Customers and their balances as seen by the program."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .accounts import ASSETS, BUCKETS, customer_account
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    pk: int
+    program_id: str
+    customer_id: str
+    email: str | None
+    phone: str | None
+    name: str | None
+    display_name: str | None
+    birthday: str | None
+    leaderboard_opt_in: bool
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    def account(self, asset: str, bucket: str) -> str:
+        return customer_account(self.customer_id, asset, bucket)
+
+    def account_paths(self) -> list[str]:
+        return [self.account(asset, bucket) for asset in ASSETS for bucket in BUCKETS]
+
+
+PROFILE_FIELDS = ("email", "phone", "name", "display_name", "birthday", "leaderboard_opt_in")
+
+
+@dataclass(frozen=True, slots=True)
+class BucketBalances:
+    available: int = 0
+    pending: int = 0
+    reserved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """A customer's balances per asset and bucket, read from the cached balance rows."""
+
+    currency: str
+    points: BucketBalances
+    cashback: BucketBalances
+
+    @classmethod
+    def from_accounts(cls, currency: str, customer_id: str, by_path: dict[str, int]) -> "Balances":
+        def bucket(asset: str) -> BucketBalances:
+            return BucketBalances(**{b.value: by_path.get(customer_account(customer_id, asset, b), 0) for b in BUCKETS})
+
+        return cls(currency=currency, points=bucket("points"), cashback=bucket("cashback"))

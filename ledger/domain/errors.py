@@ -1,0 +1,156 @@
+"""Exceptions raised by the domain and the use cases.
+
+Each class says when it is raised. `code` is the stable snake_case string a
+client branches on; `status` is the HTTP status the API layer answers with.
+A `BusinessRuleViolation` is an answer about state (stored and replayed under an
+Idempotency-Key); a `RequestRejected` is refused before anything is looked up.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    """Base of every error the service reports to a client."""
+
+    code = "ledger_error"
+    status = 500
+    title = "Ledger error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.title
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class RequestRejected(LedgerError):
+    """The request itself is invalid; nothing was looked up or written."""
+
+    status = 422
+
+
+class ValidationFailed(RequestRejected):
+    """Input failed validation; `errors` lists `{field, message}` pairs."""
+
+    code = "validation_error"
+    title = "Validation failed"
+
+    def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+        self.errors = errors
+
+
+class IdempotencyKeyReused(RequestRejected):
+    """The Idempotency-Key was first used with another method, path or body."""
+
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused with another request"
+
+
+class BusinessRuleViolation(LedgerError):
+    """The request is well formed but the ledger's state or rules refuse it."""
+
+    status = 422
+
+
+class CurrencyMismatch(BusinessRuleViolation):
+    """A purchase names another currency than the program's."""
+
+    code = "currency_mismatch"
+    title = "Currency does not match the program"
+
+
+class LinesMismatch(BusinessRuleViolation):
+    """A purchase's lines, tax and shipping do not add up to its amount."""
+
+    code = "lines_mismatch"
+    title = "Lines do not reconcile with the amount"
+
+
+class AmountTooLarge(BusinessRuleViolation):
+    """A computed amount or balance would not fit a signed 64-bit integer."""
+
+    code = "amount_too_large"
+    title = "Amount too large"
+
+
+class NotFound(BusinessRuleViolation):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class CustomerNotFound(NotFound):
+    """No customer with this id is enrolled in the caller's program."""
+
+    code = "customer_not_found"
+    title = "Customer not found"
+
+
+class ProgramNotFound(NotFound):
+    code = "program_not_found"
+    title = "Program not found"
+
+
+class PurchaseNotFound(NotFound):
+    code = "purchase_not_found"
+    title = "Purchase not found"
+
+
+class TransactionNotFound(NotFound):
+    code = "transaction_not_found"
+    title = "Transaction not found"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    title = "API key not found"
+
+
+class Conflict(BusinessRuleViolation):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class DuplicateNaturalKey(Conflict):
+    """A natural key (order_id, refund_id, ...) was already used with another body."""
+
+    title = "Duplicate key with a different request"
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.code = f"duplicate_{kind}"
+        super().__init__(f"{kind}_id {key!r} was already used with a different request body", key=key)
+
+
+class ProgramAlreadyCreated(Conflict):
+    """POST /v1/programs repeated with the same Idempotency-Key: keys are never shown twice."""
+
+    code = "program_already_created"
+    title = "Program already created"
+
+
+class ImmutableSetting(BusinessRuleViolation):
+    code = "immutable_setting"
+    title = "Setting cannot be changed"
+
+
+class ApiKeyRevoked(Conflict):
+    code = "api_key_revoked"
+    title = "API key already revoked"
+
+
+class Unavailable(LedgerError):
+    """The database kept refusing (deadlock, lock timeout) after bounded retries."""
+
+    status = 503
+    code = "temporarily_unavailable"
+    title = "Temporarily unavailable, retry with the same key"
+
+
+class InvariantViolation(LedgerError):
+    """A ledger invariant would break (unbalanced or zero entry): a bug, never a client error."""
+
+    status = 500
+    code = "invariant_violation"
+    title = "Ledger invariant violated"

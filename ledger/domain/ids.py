@@ -1,0 +1,6 @@
+"""Opaque, unguessable identifiers for things the ledger creates."""
+import secrets
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"

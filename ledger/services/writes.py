@@ -1,0 +1,117 @@
+"""Idempotent writes: the Idempotency-Key, the natural key, and bounded retries.
+
+Order of checks (ARCHITECTURE.md §2): the Idempotency-Key, then the natural key, then
+business rules. The key claims and the business write share one database transaction,
+so a concurrent duplicate waits for the first to commit and then replays its answer.
+Natural keys are claimed only by successful writes; under an Idempotency-Key a
+business-rule failure is stored and replayed too.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from ..domain.errors import BusinessRuleViolation, DuplicateNaturalKey, IdempotencyKeyReused, Unavailable
+from ..clock import Clock
+from .ports import IdempotencyClaim, StoredAnswer, UnitOfWork
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    program_id: str
+    fingerprint: str
+    idempotency_key: str | None = None
+    natural_key: tuple[str, str] | None = None  # (kind, id), e.g. ("order", "A-1001")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    answer: StoredAnswer
+    replayed: bool
+
+
+def with_retries(uow_factory: Callable[..., UnitOfWork], fn: Callable[[UnitOfWork], T],
+                 is_retryable: Callable[[BaseException], bool]) -> T:
+    """Run `fn` in a fresh write unit of work, again on deadlocks and lock timeouts (bounded)."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with uow_factory(write=True) as uow:
+                return fn(uow)
+        except Exception as exc:  # noqa: BLE001
+            if not is_retryable(exc):
+                raise
+            if attempt == MAX_ATTEMPTS - 1:
+                raise Unavailable() from exc
+            time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())
+    raise AssertionError("unreachable")
+
+
+def transact(uow_factory: Callable[..., UnitOfWork], action: Callable[[UnitOfWork], T],
+             is_retryable: Callable[[BaseException], bool] = lambda exc: False) -> T:
+    """One committed database transaction around `action`, retried on conflicts."""
+
+    def fn(uow: UnitOfWork) -> T:
+        result = action(uow)
+        uow.commit()
+        return result
+
+    return with_retries(uow_factory, fn, is_retryable)
+
+
+def run_write(
+    uow_factory: Callable[..., UnitOfWork],
+    clock: Clock,
+    request: WriteRequest,
+    action: Callable[[UnitOfWork], T],
+    render: Callable[[T], StoredAnswer],
+    render_error: Callable[[BusinessRuleViolation], StoredAnswer],
+    is_retryable: Callable[[BaseException], bool] = lambda exc: False,
+) -> WriteOutcome:
+    """Run `action` exactly once: replay an earlier answer, or book and store a new one."""
+    return with_retries(
+        uow_factory, lambda uow: _attempt(uow, clock, request, action, render, render_error), is_retryable)
+
+
+def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, render, render_error) -> WriteOutcome:  # noqa: ANN001
+    now = clock.now()
+    header_record: int | None = None
+    if request.idempotency_key is not None:
+        claim = uow.idempotency.claim(request.program_id, "header", request.idempotency_key, request.fingerprint, now)
+        if isinstance(claim, IdempotencyClaim):
+            return _replay(claim, request.fingerprint, IdempotencyKeyReused(
+                "this Idempotency-Key was used for another request; use a new key"))
+        header_record = claim
+    try:
+        with uow.savepoint():
+            natural_record: int | None = None
+            if request.natural_key is not None:
+                kind, key = request.natural_key
+                claim = uow.idempotency.claim(request.program_id, kind, key, request.fingerprint, now)
+                if isinstance(claim, IdempotencyClaim):
+                    return _replay(claim, request.fingerprint, DuplicateNaturalKey(kind, key))
+                natural_record = claim
+            answer = render(action(uow))
+            if natural_record is not None:
+                uow.idempotency.complete(natural_record, answer)
+    except BusinessRuleViolation as error:
+        if header_record is None:
+            raise
+        answer = render_error(error)
+    if header_record is not None:
+        uow.idempotency.complete(header_record, answer)
+    uow.commit()
+    return WriteOutcome(answer=answer, replayed=False)
+
+
+def _replay(claim: IdempotencyClaim, fingerprint: str, mismatch: Exception) -> WriteOutcome:
+    if claim.fingerprint != fingerprint:
+        raise mismatch
+    if claim.answer is None:  # only possible if a claim committed without an answer: never by run_write
+        raise Unavailable("the first request with this key has not finished")
+    return WriteOutcome(answer=claim.answer, replayed=True)

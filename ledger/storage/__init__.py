@@ -1,0 +1,1 @@
+"""SQLModel tables, repositories and the SQL unit of work (PostgreSQL and SQLite)."""

@@ -1,0 +1,67 @@
+"""Engines for PostgreSQL and SQLite.
+
+SQLite: pysqlite's own transaction handling is switched off and we emit BEGIN
+ourselves, `BEGIN IMMEDIATE` on the write engine, so concurrent writers from
+several gunicorn workers queue on the database lock (busy timeout) instead of
+failing with SQLITE_BUSY on a read-then-write upgrade.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Engines:
+    read: Engine
+    write: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.write.dialect.name
+
+    def dispose(self) -> None:
+        self.read.dispose()
+        if self.write is not self.read:
+            self.write.dispose()
+
+
+def _sqlite_engine(url: str, begin: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # noqa: ANN001
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def make_engines(url: str, *, pool_size: int = 10) -> Engines:
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return Engines(read=_sqlite_engine(url, "BEGIN"), write=_sqlite_engine(url, "BEGIN IMMEDIATE"))
+    if backend == "postgresql":
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            isolation_level="READ COMMITTED",
+        )
+        return Engines(read=engine, write=engine)
+    raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")

@@ -1,0 +1,399 @@
+"""SQL repositories. Core statements on the SQLModel tables: one round trip where one will do."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..domain.ids import new_id
+from ..domain.customers import PROFILE_FIELDS, Customer
+from ..domain.programs import Program, ProgramSettings
+from ..domain.transactions import BookedEntry, TransactionDraft
+from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer
+from .tables import (
+    AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, PendingReleaseRow, PointsLotRow,
+    ProgramChangeRow, ProgramRow, PurchaseRow, TransactionRow,
+)
+
+
+def _insert_ignore(session: Session, table: Any):  # noqa: ANN202
+    """INSERT ... ON CONFLICT DO NOTHING for the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+class SqlPrograms:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    @staticmethod
+    def _program(row: Any) -> Program:
+        return Program(id=row.id, settings=ProgramSettings.from_dict(row.settings), created_at=row.created_at)
+
+    def add(self, program: Program, creation_key_hash: str | None) -> None:
+        self.s.execute(insert(ProgramRow).values(
+            id=program.id, currency=program.currency, settings=program.settings.to_dict(),
+            created_at=program.created_at, updated_at=program.created_at, creation_key_hash=creation_key_hash,
+        ))
+
+    def get(self, program_id: str) -> Program | None:
+        row = self.s.execute(select(ProgramRow.__table__).where(ProgramRow.id == program_id)).first()
+        return self._program(row) if row else None
+
+    def get_by_creation_key(self, creation_key_hash: str) -> Program | None:
+        row = self.s.execute(
+            select(ProgramRow.__table__).where(ProgramRow.creation_key_hash == creation_key_hash)).first()
+        return self._program(row) if row else None
+
+    def save_settings(self, program_id: str, before: ProgramSettings, after: ProgramSettings,
+                      at: datetime, actor: str, request_id: str | None) -> None:
+        self.s.execute(update(ProgramRow).where(ProgramRow.id == program_id)
+                       .values(settings=after.to_dict(), updated_at=at))
+        self.s.execute(insert(ProgramChangeRow).values(
+            program_id=program_id, actor=actor, request_id=request_id, changed_at=at,
+            before=before.to_dict(), after=after.to_dict()))
+
+    def changes(self, program_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.s.execute(select(ProgramChangeRow.__table__).where(ProgramChangeRow.program_id == program_id)
+                              .order_by(ProgramChangeRow.id.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+
+class SqlApiKeys:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    @staticmethod
+    def _key(row: Any) -> ApiKey:
+        return ApiKey(id=row.id, program_id=row.program_id, role=row.role, name=row.name, prefix=row.prefix,
+                      created_at=row.created_at, last_used_at=row.last_used_at, revoked_at=row.revoked_at,
+                      replaced_by=row.replaced_by)
+
+    def add(self, key: ApiKey, key_hash: str) -> None:
+        self.s.execute(insert(ApiKeyRow).values(
+            id=key.id, program_id=key.program_id, role=key.role, name=key.name, key_hash=key_hash,
+            prefix=key.prefix, created_at=key.created_at))
+
+    def get(self, program_id: str, key_id: str) -> ApiKey | None:
+        row = self.s.execute(select(ApiKeyRow.__table__).where(
+            ApiKeyRow.id == key_id, ApiKeyRow.program_id == program_id)).first()
+        return self._key(row) if row else None
+
+    def by_hash(self, key_hash: str) -> ApiKey | None:
+        row = self.s.execute(select(ApiKeyRow.__table__).where(ApiKeyRow.key_hash == key_hash)).first()
+        return self._key(row) if row else None
+
+    def list(self, program_id: str) -> list[ApiKey]:
+        rows = self.s.execute(select(ApiKeyRow.__table__).where(ApiKeyRow.program_id == program_id)
+                              .order_by(ApiKeyRow.created_at, ApiKeyRow.id)).all()
+        return [self._key(r) for r in rows]
+
+    def revoke(self, key_id: str, at: datetime, replaced_by: str | None = None) -> None:
+        self.s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+                       .values(revoked_at=at, replaced_by=replaced_by))
+
+    def touch(self, key_id: str, at: datetime) -> None:
+        self.s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=at))
+
+
+class SqlCustomers:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    @staticmethod
+    def _customer(row: Any) -> Customer:
+        return Customer(pk=row.pk, program_id=row.program_id, customer_id=row.customer_id, email=row.email,
+                        phone=row.phone, name=row.name, display_name=row.display_name, birthday=row.birthday,
+                        leaderboard_opt_in=row.leaderboard_opt_in, status=row.status,
+                        created_at=row.created_at, updated_at=row.updated_at)
+
+    def _select(self, program_id: str, customer_id: str):  # noqa: ANN202
+        return select(CustomerRow.__table__).where(
+            CustomerRow.program_id == program_id, CustomerRow.customer_id == customer_id)
+
+    def get(self, program_id: str, customer_id: str) -> Customer | None:
+        row = self.s.execute(self._select(program_id, customer_id)).first()
+        return self._customer(row) if row else None
+
+    def lock(self, program_id: str, customer_id: str) -> Customer | None:
+        # FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers.
+        row = self.s.execute(self._select(program_id, customer_id).with_for_update()).first()
+        return self._customer(row) if row else None
+
+    def lock_by_pk(self, customer_pk: int) -> Customer:
+        row = self.s.execute(select(CustomerRow.__table__).where(CustomerRow.pk == customer_pk)
+                             .with_for_update()).one()
+        return self._customer(row)
+
+    def add(self, program_id: str, customer_id: str, profile: dict[str, Any], at: datetime) -> Customer:
+        values = {f: profile.get(f) for f in PROFILE_FIELDS}
+        values["leaderboard_opt_in"] = bool(values["leaderboard_opt_in"])
+        pk = self.s.execute(insert(CustomerRow).values(
+            program_id=program_id, customer_id=customer_id, status="active", created_at=at, updated_at=at,
+            **values).returning(CustomerRow.pk)).scalar_one()
+        return Customer(pk=pk, program_id=program_id, customer_id=customer_id, status="active",
+                        created_at=at, updated_at=at, **values)
+
+    def update(self, customer: Customer, changes: dict[str, Any], at: datetime) -> Customer:
+        if "leaderboard_opt_in" in changes:
+            changes = {**changes, "leaderboard_opt_in": bool(changes["leaderboard_opt_in"])}
+        self.s.execute(update(CustomerRow).where(CustomerRow.pk == customer.pk).values(updated_at=at, **changes))
+        row = self.s.execute(select(CustomerRow.__table__).where(CustomerRow.pk == customer.pk)).one()
+        return self._customer(row)
+
+
+class SqlLedger:
+    """Books transactions. Customer balances are cached per account, in the same database transaction."""
+
+    # House account ids never change once created: cached per process.
+    _house_ids: dict[tuple[str, str], int] = {}
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self._customer_accounts: dict[int, dict[str, tuple[int, int]]] = {}
+
+    def open_customer_accounts(self, customer: Customer) -> None:
+        self.s.execute(insert(AccountRow), [
+            {"program_id": customer.program_id, "path": path, "asset": path.split("/")[2],
+             "customer_pk": customer.pk, "balance": 0}
+            for path in customer.account_paths()
+        ])
+
+    def ensure_house_accounts(self, program_id: str, accounts: Iterable[tuple[str, str]]) -> None:
+        rows = [{"program_id": program_id, "path": path, "asset": asset, "balance": None} for path, asset in accounts]
+        if rows:
+            self.s.execute(_insert_ignore(self.s, AccountRow), rows)
+
+    def _house_account_id(self, program_id: str, path: str, asset: str) -> int:
+        cache_key = (program_id, path)
+        account_id = self._house_ids.get(cache_key)
+        if account_id is not None:
+            return account_id
+        lookup = select(AccountRow.id).where(AccountRow.program_id == program_id, AccountRow.path == path)
+        account_id = self.s.execute(lookup).scalar_one_or_none()
+        if account_id is not None:
+            self._house_ids[cache_key] = account_id  # committed earlier: safe to remember
+            return account_id
+        # Created in this transaction, which may still roll back: not cached.
+        self.ensure_house_accounts(program_id, [(path, asset)])
+        return self.s.execute(lookup).scalar_one()
+
+    def _load_customer_accounts(self, customer: Customer) -> dict[str, tuple[int, int]]:
+        """path -> (account id, cached balance); read under the customer's lock."""
+        rows = self.s.execute(select(AccountRow.id, AccountRow.path, AccountRow.balance)
+                              .where(AccountRow.customer_pk == customer.pk)).all()
+        return {r.path: (r.id, r.balance) for r in rows}
+
+    def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
+             customer: Customer | None) -> PostedTransaction:
+        accounts = self._load_customer_accounts(customer) if customer else {}
+        transaction_id = new_id("txn")
+        seq = self.s.execute(insert(TransactionRow).values(
+            id=transaction_id, program_id=program_id, customer_pk=customer.pk if customer else None,
+            type=draft.type, reference_kind=draft.reference.kind, reference_id=draft.reference.id,
+            description=draft.description, actor=ctx.actor, request_id=ctx.request_id,
+            idempotency_key=ctx.idempotency_key, occurred_at=draft.occurred_at, recorded_at=recorded_at,
+            details=draft.metadata,
+        ).returning(TransactionRow.seq)).scalar_one()
+
+        rows: list[dict[str, Any]] = []
+        new_balances: dict[int, int] = {}
+        for posting in draft.postings:
+            if posting.account in accounts:
+                account_id, balance = accounts[posting.account]
+                balance = new_balances.get(account_id, balance) + posting.amount
+                new_balances[account_id] = balance
+                balance_after: int | None = balance
+            else:
+                if posting.account.startswith("customer/"):
+                    raise ValueError(f"{posting.account} is not an account of the locked customer")
+                account_id = self._house_account_id(program_id, posting.account, posting.asset)
+                balance_after = None
+            rows.append({"program_id": program_id, "transaction_id": transaction_id, "account_id": account_id,
+                         "asset": posting.asset, "amount": posting.amount, "balance_after": balance_after,
+                         "recorded_at": recorded_at})
+        seqs = self.s.execute(insert(EntryRow).returning(EntryRow.seq, sort_by_parameter_order=True),
+                              rows).scalars().all()
+        last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
+        if new_balances:
+            self.s.execute(
+                update(AccountRow.__table__).where(AccountRow.__table__.c.id == _param("account_id"))
+                .values(balance=_param("new_balance"), last_seq=_param("new_last_seq")),
+                [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
+                 for a, b in new_balances.items()],
+            )
+        entries = tuple(
+            BookedEntry(seq=s, transaction_id=transaction_id, account=p.account, asset=p.asset, amount=p.amount,
+                        recorded_at=recorded_at, balance_after=row["balance_after"])
+            for p, row, s in zip(draft.postings, rows, seqs)
+        )
+        return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=entries)
+
+    def customer_balances(self, customer: Customer) -> dict[str, int]:
+        return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
+
+    def entries(self, program_id: str, after_seq: int | None, limit: int) -> list[BookedEntry]:
+        e, a = EntryRow.__table__.c, AccountRow.__table__.c
+        q = (select(e.seq, e.transaction_id, a.path, e.asset, e.amount, e.recorded_at, e.balance_after)
+             .join_from(EntryRow.__table__, AccountRow.__table__, e.account_id == a.id)
+             .where(e.program_id == program_id).order_by(e.seq).limit(limit))
+        if after_seq is not None:
+            q = q.where(e.seq > after_seq)
+        return [BookedEntry(seq=r.seq, transaction_id=r.transaction_id, account=r.path, asset=r.asset,
+                            amount=r.amount, recorded_at=r.recorded_at, balance_after=r.balance_after)
+                for r in self.s.execute(q)]
+
+    def customer_activity(self, customer: Customer, before_seq: int | None, limit: int) -> list[dict[str, Any]]:
+        t, e, a = TransactionRow.__table__.c, EntryRow.__table__.c, AccountRow.__table__.c
+        q = (select(t.seq, t.id, t.type, t.description, t.occurred_at, t.recorded_at, t.reference_kind,
+                    t.reference_id)
+             .where(t.customer_pk == customer.pk).order_by(t.seq.desc()).limit(limit))
+        if before_seq is not None:
+            q = q.where(t.seq < before_seq)
+        transactions = [dict(r) for r in self.s.execute(q).mappings()]
+        if not transactions:
+            return []
+        ids = [tx["id"] for tx in transactions]
+        legs = self.s.execute(
+            select(e.transaction_id, a.path, e.amount)
+            .join_from(EntryRow.__table__, AccountRow.__table__, e.account_id == a.id)
+            .where(e.transaction_id.in_(ids), a.customer_pk == customer.pk)).all()
+        by_tx: dict[str, list[tuple[str, int]]] = {}
+        for leg in legs:
+            by_tx.setdefault(leg.transaction_id, []).append((leg.path, leg.amount))
+        for tx in transactions:
+            tx["legs"] = by_tx.get(tx["id"], [])
+        return transactions
+
+
+def _param(name: str):  # noqa: ANN202
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+class SqlPurchases:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, **fields: Any) -> int:
+        return self.s.execute(insert(PurchaseRow).values(**fields).returning(PurchaseRow.id)).scalar_one()
+
+    def order_id_of(self, purchase_pk: int) -> str:
+        return self.s.execute(select(PurchaseRow.order_id).where(PurchaseRow.id == purchase_pk)).scalar_one()
+
+    def get(self, program_id: str, order_id: str) -> dict[str, Any] | None:
+        row = self.s.execute(select(PurchaseRow.__table__).where(
+            PurchaseRow.program_id == program_id, PurchaseRow.order_id == order_id)).mappings().first()
+        return dict(row) if row else None
+
+
+class SqlLots:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, **fields: Any) -> int:
+        return self.s.execute(insert(PointsLotRow).values(**fields).returning(PointsLotRow.id)).scalar_one()
+
+
+class SqlReleases:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, **fields: Any) -> int:
+        return self.s.execute(insert(PendingReleaseRow).values(**fields).returning(PendingReleaseRow.id)).scalar_one()
+
+    def due(self, *, now: datetime, customer_pk: int | None = None, program_id: str | None = None,
+            limit: int = 500) -> list[dict[str, Any]]:
+        r = PendingReleaseRow.__table__.c
+        q = (select(PendingReleaseRow.__table__)
+             .where(r.released_transaction_id.is_(None), r.release_at <= now)
+             .order_by(r.release_at, r.id).limit(limit))
+        if customer_pk is not None:
+            q = q.where(r.customer_pk == customer_pk)
+        if program_id is not None:
+            q = q.where(r.program_id == program_id)
+        return [dict(row) for row in self.s.execute(q).mappings()]
+
+    def due_customers(self, *, now: datetime, limit: int = 200) -> list[int]:
+        r = PendingReleaseRow.__table__.c
+        q = (select(r.customer_pk).where(r.released_transaction_id.is_(None), r.release_at <= now)
+             .group_by(r.customer_pk).order_by(r.customer_pk).limit(limit))
+        return list(self.s.execute(q).scalars())
+
+    def mark_released(self, release_ids: Sequence[int], transaction_id: str) -> None:
+        self.s.execute(update(PendingReleaseRow).where(
+            and_(PendingReleaseRow.id.in_(list(release_ids)), PendingReleaseRow.released_transaction_id.is_(None)))
+            .values(released_transaction_id=transaction_id))
+
+    def pending_total(self, customer_pk: int) -> int:
+        return self.s.execute(select(func.coalesce(func.sum(PendingReleaseRow.amount), 0)).where(
+            PendingReleaseRow.customer_pk == customer_pk,
+            PendingReleaseRow.released_transaction_id.is_(None))).scalar_one()
+
+
+class SqlIdempotency:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
+        # On PostgreSQL the INSERT waits for a concurrent, uncommitted claim of the same key to end.
+        record_id = self.s.execute(_insert_ignore(self.s, IdempotencyRow).values(
+            program_id=program_id, scope=scope, key=key, fingerprint=fingerprint, created_at=at,
+        ).returning(IdempotencyRow.id)).scalar_one_or_none()
+        if record_id is not None:
+            return record_id
+        row = self.s.execute(select(IdempotencyRow.__table__).where(
+            IdempotencyRow.program_id == program_id, IdempotencyRow.scope == scope,
+            IdempotencyRow.key == key)).one()
+        answer = StoredAnswer(row.status_code, row.body) if row.status_code is not None else None
+        return IdempotencyClaim(record_id=row.id, fingerprint=row.fingerprint, answer=answer)
+
+    def complete(self, record_id: int, answer: StoredAnswer) -> None:
+        self.s.execute(update(IdempotencyRow).where(IdempotencyRow.id == record_id)
+                       .values(status_code=answer.status, body=answer.body))
+
+
+class SqlAudit:
+    """Whole-ledger checks: balanced transactions, a ledger summing to zero, cached balances = entries."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def unbalanced_transactions(self, limit: int = 20) -> list[dict[str, Any]]:
+        e = EntryRow.__table__.c
+        q = (select(e.transaction_id, e.asset, func.sum(e.amount).label("total"))
+             .group_by(e.transaction_id, e.asset).having(func.sum(e.amount) != 0).limit(limit))
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def totals_by_program_asset(self) -> list[dict[str, Any]]:
+        e = EntryRow.__table__.c
+        q = select(e.program_id, e.asset, func.sum(e.amount).label("total"), func.count().label("entries")) \
+            .group_by(e.program_id, e.asset)
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def balance_mismatches(self, limit: int = 20) -> list[dict[str, Any]]:
+        a, e = AccountRow.__table__.c, EntryRow.__table__.c
+        sums = (select(e.account_id, func.sum(e.amount).label("total")).group_by(e.account_id)).subquery()
+        q = (select(a.id, a.path, a.balance, func.coalesce(sums.c.total, 0).label("entries_total"))
+             .join_from(AccountRow.__table__, sums, sums.c.account_id == a.id, isouter=True)
+             .where(a.customer_pk.is_not(None), a.balance != func.coalesce(sums.c.total, 0)).limit(limit))
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def balance_after_breaks(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Customer entries whose balance_after is not the running sum of the account's entries."""
+        e = EntryRow.__table__.c
+        running = func.sum(e.amount).over(partition_by=e.account_id, order_by=e.seq)
+        inner = select(e.seq, e.account_id, e.balance_after, running.label("running")) \
+            .where(e.balance_after.is_not(None)).subquery()
+        q = select(inner).where(inner.c.balance_after != inner.c.running).order_by(inner.c.seq).limit(limit)
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def transactions_without_entries(self, limit: int = 20) -> list[str]:
+        t, e = TransactionRow.__table__.c, EntryRow.__table__.c
+        q = select(t.id).where(~select(e.seq).where(e.transaction_id == t.id).exists()).limit(limit)
+        return list(self.s.execute(q).scalars())

@@ -1,0 +1,229 @@
+"""Database tables. Every amount is BIGINT; every instant is stored in UTC.
+
+The schema itself is created only by the Alembic migrations, which also add the
+triggers and CHECK constraints these models cannot express.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from .types import BigIntPK, UTCDateTime
+
+
+def _pk() -> Any:
+    return Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+
+
+def _bigint(nullable: bool = False, **kw: Any) -> Any:
+    return Field(default=None if nullable else ..., sa_column=Column(BigInteger, nullable=nullable, **kw))
+
+
+def _instant(nullable: bool = False) -> Any:
+    return Field(default=None if nullable else ..., sa_column=Column(UTCDateTime, nullable=nullable))
+
+
+def _str(length: int, nullable: bool = False, **kw: Any) -> Any:
+    return Field(default=None if nullable else ..., sa_column=Column(String(length), nullable=nullable, **kw))
+
+
+class ProgramRow(SQLModel, table=True):
+    __tablename__ = "programs"
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    currency: str = _str(3)
+    settings: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+    creation_key_hash: Optional[str] = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
+
+
+class ProgramChangeRow(SQLModel, table=True):
+    """Audit record of a settings change: who, when, before, after."""
+
+    __tablename__ = "program_changes"
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False, index=True))
+    actor: str = _str(80)
+    request_id: Optional[str] = _str(80, nullable=True)
+    changed_at: datetime = _instant()
+    before: dict = Field(sa_column=Column(JSON, nullable=False))
+    after: dict = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False, index=True))
+    role: str = _str(20)
+    name: Optional[str] = _str(128, nullable=True)
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    prefix: str = _str(16)
+    created_at: datetime = _instant()
+    last_used_at: Optional[datetime] = _instant(nullable=True)
+    revoked_at: Optional[datetime] = _instant(nullable=True)
+    replaced_by: Optional[str] = _str(40, nullable=True)
+
+
+class CustomerRow(SQLModel, table=True):
+    """An enrolled customer. Its row is the lock every write for the customer takes."""
+
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("program_id", "customer_id", name="uq_customers_program_customer"),)
+    pk: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_id: str = _str(128)
+    email: Optional[str] = _str(320, nullable=True)
+    phone: Optional[str] = _str(40, nullable=True)
+    name: Optional[str] = _str(200, nullable=True)
+    display_name: Optional[str] = _str(100, nullable=True)
+    birthday: Optional[str] = _str(10, nullable=True)
+    leaderboard_opt_in: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    status: str = Field(default="active", sa_column=Column(String(20), nullable=False))
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class AccountRow(SQLModel, table=True):
+    """A ledger account. `balance` is cached for customer accounts only (None for house accounts)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("program_id", "path", name="uq_accounts_program_path"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    path: str = _str(300)
+    asset: str = _str(10)
+    customer_pk: Optional[int] = Field(
+        default=None, sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=True, index=True))
+    balance: Optional[int] = _bigint(nullable=True)
+    last_seq: Optional[int] = _bigint(nullable=True)
+
+
+class TransactionRow(SQLModel, table=True):
+    """A booked business event. Append-only: the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        Index("ix_transactions_customer_seq", "customer_pk", "seq"),
+        Index("ix_transactions_program_reference", "program_id", "reference_kind", "reference_id"),
+    )
+    seq: Optional[int] = _pk()
+    id: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_pk: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    type: str = _str(40)
+    reference_kind: str = _str(20)
+    reference_id: str = _str(128)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    actor: str = _str(80)
+    request_id: Optional[str] = _str(80, nullable=True)
+    idempotency_key: Optional[str] = _str(255, nullable=True)
+    occurred_at: datetime = _instant()
+    recorded_at: datetime = _instant()
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class EntryRow(SQLModel, table=True):
+    """One posting of a transaction. Append-only; amount is never zero."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        Index("ix_entries_program_seq", "program_id", "seq"),
+        Index("ix_entries_account_seq", "account_id", "seq"),
+    )
+    seq: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    transaction_id: str = Field(sa_column=Column(String(40), ForeignKey("transactions.id"), nullable=False, index=True))
+    account_id: int = Field(sa_column=Column(BigInteger, ForeignKey("accounts.id"), nullable=False))
+    asset: str = _str(10)
+    amount: int = _bigint()
+    balance_after: Optional[int] = _bigint(nullable=True)
+    recorded_at: datetime = _instant()
+
+
+class PurchaseRow(SQLModel, table=True):
+    __tablename__ = "purchases"
+    __table_args__ = (UniqueConstraint("program_id", "order_id", name="uq_purchases_program_order"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    order_id: str = _str(128)
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False, index=True))
+    transaction_id: Optional[str] = _str(40, nullable=True)
+    amount: int = _bigint()
+    currency: str = _str(3)
+    tax: int = _bigint()
+    shipping: int = _bigint()
+    channel: Optional[str] = _str(40, nullable=True)
+    lines: Optional[list] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    points_earned: int = _bigint()
+    cashback_earned: int = _bigint()
+    occurred_at: datetime = _instant()
+    recorded_at: datetime = _instant()
+
+
+class PointsLotRow(SQLModel, table=True):
+    """A credit of points: spent soonest-expiring first; `remaining` is a cache of its consumptions."""
+
+    __tablename__ = "points_lots"
+    __table_args__ = (Index("ix_points_lots_customer_expiry", "customer_pk", "expires_at"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    transaction_id: str = Field(sa_column=Column(String(40), ForeignKey("transactions.id"), nullable=False))
+    source: str = _str(40)
+    amount: int = _bigint()
+    remaining: int = _bigint()
+    value_at_issue: int = _bigint()
+    issued_at: datetime = _instant()
+    available_at: datetime = _instant()
+    expires_at: Optional[datetime] = _instant(nullable=True)
+
+
+class LotConsumptionRow(SQLModel, table=True):
+    """Which lot a debit of points consumed, and how much of it."""
+
+    __tablename__ = "lot_consumptions"
+    id: Optional[int] = _pk()
+    lot_id: int = Field(sa_column=Column(BigInteger, ForeignKey("points_lots.id"), nullable=False, index=True))
+    transaction_id: str = Field(sa_column=Column(String(40), ForeignKey("transactions.id"), nullable=False, index=True))
+    amount: int = _bigint()
+
+
+class PendingReleaseRow(SQLModel, table=True):
+    """Value credited to `pending` that becomes `available` at `release_at` (end of the return window)."""
+
+    __tablename__ = "pending_releases"
+    __table_args__ = (
+        Index("ix_pending_releases_customer_due", "customer_pk", "release_at"),
+        Index("ix_pending_releases_due", "released_transaction_id", "release_at"),
+    )
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    purchase_id: int = Field(sa_column=Column(BigInteger, ForeignKey("purchases.id"), nullable=False))
+    asset: str = _str(10)
+    amount: int = _bigint()
+    release_at: datetime = _instant()
+    released_transaction_id: Optional[str] = _str(40, nullable=True)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """A claimed key and the first answer given under it (status and exact body bytes).
+
+    scope `header` holds Idempotency-Key values; `order`, `refund`, ... hold natural keys.
+    """
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("program_id", "scope", "key", name="uq_idempotency_program_scope_key"),)
+    id: Optional[int] = _pk()
+    program_id: str = _str(40)
+    scope: str = _str(20)
+    key: str = _str(255)
+    fingerprint: str = _str(64)
+    status_code: Optional[int] = Field(default=None, sa_column=Column(Integer, nullable=True))
+    body: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _instant()

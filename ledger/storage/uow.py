@@ -1,0 +1,81 @@
+"""The SQL unit of work: one database transaction, committed only by an explicit `commit()`."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy.orm import Session
+
+from .engine import Engines
+from .repositories import (
+    SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlReleases,
+)
+
+
+class SqlUnitOfWork:
+    """Leaving the `with` block without `commit()` rolls everything back."""
+
+    def __init__(self, engines: Engines, *, write: bool) -> None:
+        self._engine = engines.write if write else engines.read
+        self.dialect = engines.dialect
+
+    def __enter__(self) -> "SqlUnitOfWork":
+        self.session = Session(self._engine, autoflush=False, expire_on_commit=False)
+        s = self.session
+        self.programs = SqlPrograms(s)
+        self.api_keys = SqlApiKeys(s)
+        self.customers = SqlCustomers(s)
+        self.ledger = SqlLedger(s)
+        self.purchases = SqlPurchases(s)
+        self.lots = SqlLots(s)
+        self.releases = SqlReleases(s)
+        self.idempotency = SqlIdempotency(s)
+        self.audit = SqlAudit(s)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.session.rollback()
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def ping(self) -> None:
+        from sqlalchemy import text
+
+        self.session.execute(text("SELECT 1"))
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.session.begin_nested():
+            yield
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+
+    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engines, write=write)
+
+    @staticmethod
+    def is_retryable(exc: BaseException) -> bool:
+        """Deadlock, serialization failure, a unique race, a dropped connection, or SQLite's lock timeout."""
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            return False
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate in {"40P01", "40001", "23505", "55P03"} or (sqlstate or "").startswith("08"):
+            return True
+        if sqlstate in {"57P01", "57P02", "57P03"}:  # admin shutdown, crash shutdown, cannot connect now
+            return True
+        message = str(exc.orig).lower()
+        return "database is locked" in message or "database is busy" in message
