@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test clean
+.PHONY: install run test clean openapi bench
 
 install: $(INSTALLED)
 
@@ -47,3 +47,7 @@ test: install
 
 clean:
 	rm -rf var $(VENV)
+
+# Regenerate the committed OpenAPI document from the marshmallow schemas.
+openapi: install
+	$(VENV)/bin/python -m api.openapi > openapi.yaml

@@ -7,7 +7,7 @@ zero, else `available`. A purchase that earns nothing is recorded with no transa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from ..clock import Clock
 from ..domain import describe
@@ -78,7 +78,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
     release_due_for_customer(uow, now, program, customer, ctx)
 
-    occurred_at = cmd.occurred_at or now
+    occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
     earned = purchase_earnings(cmd.amount, settings)
     hold_days = {Asset.POINTS: settings.points_hold_days, Asset.CASHBACK: settings.cashback_hold_days}
     amounts = {Asset.POINTS: earned.points, Asset.CASHBACK: earned.cashback}

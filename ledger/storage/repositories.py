@@ -287,8 +287,10 @@ class SqlPurchases:
         return self.s.execute(select(PurchaseRow.order_id).where(PurchaseRow.id == purchase_pk)).scalar_one()
 
     def get(self, program_id: str, order_id: str) -> dict[str, Any] | None:
-        row = self.s.execute(select(PurchaseRow.__table__).where(
-            PurchaseRow.program_id == program_id, PurchaseRow.order_id == order_id)).mappings().first()
+        row = self.s.execute(
+            select(PurchaseRow.__table__, CustomerRow.customer_id)
+            .join_from(PurchaseRow.__table__, CustomerRow.__table__, CustomerRow.pk == PurchaseRow.customer_pk)
+            .where(PurchaseRow.program_id == program_id, PurchaseRow.order_id == order_id)).mappings().first()
         return dict(row) if row else None
 
 

@@ -1,0 +1,368 @@
+"""Roles (ARCHITECTURE.md §4), authentication failures (§3) and tenant isolation.
+
+The 403 cases are derived from ROLE_TABLE, one row per route that exists, and a test checks
+that every /v1 route of the app has a row: a new route without one fails here.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import OPERATOR_TOKEN
+
+ROLES = ("admin", "storefront", "app", "finance")
+ALL = ROLES
+OPERATOR = "operator"
+
+# §4, row by row:
+#   program settings, API keys: write                    -> admin
+#   program settings (without keys): read                -> all four
+#   enrol and update customers                           -> admin, storefront
+#   purchases (write)                                    -> storefront
+#   reads of one customer; purchases                     -> all four
+#   ledger entries                                       -> admin, finance
+# GET /v1/program/changes is the audit trail of settings changes (actor key ids, request ids):
+# served to admin and finance, like the other audit reads (ledger entries).
+ROLE_TABLE: list[tuple[str, str, tuple[str, ...]]] = [
+    ("POST", "/v1/programs", (OPERATOR,)),
+    ("GET", "/v1/program", ALL),
+    ("PATCH", "/v1/program", ("admin",)),
+    ("GET", "/v1/program/changes", ("admin", "finance")),
+    ("GET", "/v1/api-keys", ("admin",)),
+    ("POST", "/v1/api-keys", ("admin",)),
+    ("POST", "/v1/api-keys/<key_id>/rotate", ("admin",)),
+    ("DELETE", "/v1/api-keys/<key_id>", ("admin",)),
+    ("PUT", "/v1/customers/<customer_id>", ("admin", "storefront")),
+    ("GET", "/v1/customers/<customer_id>", ALL),
+    ("GET", "/v1/customers/<customer_id>/balances", ALL),
+    ("GET", "/v1/customers/<customer_id>/activity", ALL),
+    ("POST", "/v1/purchases", ("storefront",)),
+    ("GET", "/v1/purchases/<order_id>", ALL),
+    ("GET", "/v1/ledger/entries", ("admin", "finance")),
+]
+
+# A well-formed request per route, so an allowed role gets past validation too.
+SAMPLE_BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/programs"): {"name": "Other shop", "currency": "EUR"},
+    ("PATCH", "/v1/program"): {"points_per_unit": 2},
+    ("POST", "/v1/api-keys"): {"role": "app", "name": "kiosk"},
+    ("PUT", "/v1/customers/<customer_id>"): {"email": "ana@example.com"},
+    ("POST", "/v1/purchases"): {"order_id": "R-1", "customer_id": "c-1", "amount": 1_000, "currency": "EUR"},
+}
+
+TABLES = ("programs", "program_changes", "api_keys", "customers", "accounts", "transactions", "entries",
+          "purchases", "points_lots", "lot_consumptions", "pending_releases", "idempotency_records")
+
+
+def row_counts(app: Any) -> dict[str, int]:
+    with app.extensions["ledger"].engines.read.connect() as conn:
+        return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/problem+json"
+    body = json.loads(response.get_data(as_text=True))
+    assert {"type", "title", "status", "detail", "code"} <= set(body), body
+    assert body["status"] == status and body["code"] == code, body
+    return body
+
+
+def key_id_of(client: Any, program: Any, role: str) -> str:
+    """The id of the program's original key for `role` (matched by its visible prefix)."""
+    secret = program.keys[role]
+    items = client.get("/v1/api-keys", headers=program.headers("admin")).get_json()["items"]
+    [key] = [k for k in items if k["role"] == role and secret.startswith(k["prefix"])]
+    return key["id"]
+
+
+@pytest.fixture
+def world(client, program, enrol, buy):
+    """A program with customer c-1 and purchase P-1 and a spare app key, so every path names something."""
+    enrol(program, "c-1")
+    assert buy(program, "P-1", "c-1", 5_000).status_code == 201
+    spare = client.post("/v1/api-keys", json={"role": "app", "name": "spare"}, headers=program.headers("admin"))
+    assert spare.status_code == 201
+    return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1"}
+
+
+@pytest.fixture
+def bare(program):
+    """Just a program: enough where the answer must not depend on what the path names (401, 403)."""
+    return {"program": program, "key_id": "key_0000000000000000000000", "customer_id": "c-1", "order_id": "P-1"}
+
+
+def concrete(rule: str, world: dict) -> str:
+    return (rule.replace("<key_id>", world["key_id"]).replace("<customer_id>", world["customer_id"])
+            .replace("<order_id>", world["order_id"]))
+
+
+def call(client: Any, method: str, rule: str, world: dict, headers: dict[str, str], body: Any = None) -> Any:
+    path = concrete(rule, world)
+    if body is None:
+        body = SAMPLE_BODIES.get((method, rule))
+    kwargs: dict[str, Any] = {"headers": headers}
+    if body is not None:
+        kwargs["json"] = body
+    return client.open(path, method=method, **kwargs)
+
+
+def _pairs(allowed: bool) -> list[Any]:
+    out = []
+    for method, rule, roles in ROLE_TABLE:
+        for role in ROLES:
+            if (role in roles) == allowed:
+                out.append(pytest.param(method, rule, role, id=f"{method} {rule} as {role}"))
+    return out
+
+
+# --------------------------------------------------------------------------- the table covers every route
+
+
+def test_role_table_covers_every_v1_route(app):
+    routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/v1")
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    table = {(method, rule) for method, rule, _ in ROLE_TABLE}
+    assert routes - table == set(), f"routes without a role-table row: {sorted(routes - table)}"
+    assert table - routes == set(), f"role-table rows without a route: {sorted(table - routes)}"
+    assert len(table) == len(ROLE_TABLE), "duplicate rows in ROLE_TABLE"
+
+
+def test_the_declared_roles_match_the_table(app):
+    """What each view declares (`requires`) is what the table says: a second, static check."""
+    declared = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1"):
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                view = app.view_functions[rule.endpoint]
+                declared[(method, rule.rule)] = set(getattr(view, "_required_roles", ()) or ())
+    for method, rule, roles in ROLE_TABLE:
+        assert declared[(method, rule)] == set(roles), (method, rule)
+
+
+# --------------------------------------------------------------------------- 403 / allowed
+
+
+@pytest.mark.parametrize("method,rule,role", _pairs(allowed=False))
+def test_a_role_not_in_the_table_is_forbidden_and_writes_nothing(client, app, world, method, rule, role):
+    """Against real resources (the customer, order and key exist), so a 403 is not a 404 in disguise."""
+    program = world["program"]
+    before = row_counts(app)
+    response = call(client, method, rule, world, program.headers(role))
+    if rule == "/v1/programs":  # the operator token only: an API key is not a credential here
+        problem = assert_problem(response, 401, "unauthorized")
+        assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    else:
+        problem = assert_problem(response, 403, "forbidden")
+    assert problem["detail"]
+    assert row_counts(app) == before
+
+
+@pytest.mark.parametrize("method,rule,role", _pairs(allowed=False))
+def test_forbidden_comes_before_validation_and_lookup(client, app, bare, method, rule, role):
+    """Authentication and roles are checked before the body and before any lookup:
+    a malformed body on a path naming nothing still answers 401/403."""
+    program = bare["program"]
+    path = concrete(rule, bare)
+    response = client.open(path, method=method, data=b"{not json", content_type="application/json",
+                           headers=program.headers(role))
+    assert response.status_code == (401 if rule == "/v1/programs" else 403), response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method,rule,role", _pairs(allowed=True))
+def test_a_role_in_the_table_is_let_through(client, world, method, rule, role):
+    program = world["program"]
+    response = call(client, method, rule, world, program.headers(role))
+    assert response.status_code not in (401, 403), (response.status_code, response.get_data(as_text=True))
+    assert response.status_code < 500, response.get_data(as_text=True)
+    if method == "GET":
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_the_operator_token_creates_programs(client):
+    response = client.post("/v1/programs", json={"name": "Shop", "currency": "EUR"},
+                           headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("method,rule,_roles", [pytest.param(m, r, ro, id=f"{m} {r}")
+                                                for m, r, ro in ROLE_TABLE if ro != (OPERATOR,)])
+def test_the_operator_token_is_not_an_api_key(client, app, bare, method, rule, _roles):
+    before = row_counts(app)
+    response = call(client, method, rule, bare, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    assert row_counts(app) == before
+
+
+def test_an_admin_key_cannot_create_programs(client, app, program):
+    before = row_counts(app)
+    for role in ROLES:
+        response = client.post("/v1/programs", json={"name": "Mine", "currency": "EUR"}, headers=program.headers(role))
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    assert row_counts(app) == before
+
+
+# --------------------------------------------------------------------------- 401
+
+
+BAD_CREDENTIALS: list[Any] = [
+    pytest.param(lambda program: {}, id="missing-header"),
+    pytest.param(lambda program: {"Authorization": ""}, id="empty-header"),
+    pytest.param(lambda program: {"Authorization": "Bearer"}, id="bearer-without-token"),
+    pytest.param(lambda program: {"Authorization": "Bearer   "}, id="bearer-blank-token"),
+    pytest.param(lambda program: {"Authorization": f"Basic {program.keys['admin']}"}, id="basic-scheme"),
+    pytest.param(lambda program: {"Authorization": f"Token {program.keys['admin']}"}, id="token-scheme"),
+    pytest.param(lambda program: {"Authorization": program.keys["admin"]}, id="no-scheme"),
+    pytest.param(lambda program: {"Authorization": "Bearer llk_unknownunknownunknownunknownunknownunkno"},
+                 id="unknown-key"),
+    pytest.param(lambda program: {"Authorization": f"Bearer {program.keys['admin']}x"}, id="key-plus-a-char"),
+    pytest.param(lambda program: {"Authorization": f"Bearer {program.keys['admin'][:-1]}"}, id="truncated-key"),
+    pytest.param(lambda program: {"X-Api-Key": program.keys["admin"]}, id="other-header"),
+]
+
+
+@pytest.mark.parametrize("credentials", BAD_CREDENTIALS)
+def test_bad_credentials_are_401_with_www_authenticate_on_every_route(client, app, world,
+                                                                      credentials: Callable[[Any], dict]):
+    before = row_counts(app)
+    for method, rule, _roles in ROLE_TABLE:
+        response = call(client, method, rule, world, credentials(world["program"]))
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers.get("WWW-Authenticate", "").split(" ")[0] == "Bearer", (method, rule)
+    assert row_counts(app) == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_revoked_key_is_401_at_once(client, app, world, role):
+    program = world["program"]
+    admin = program.headers("admin")
+    if role == "admin":  # revoke the original admin key with a second admin key
+        second = client.post("/v1/api-keys", json={"role": "admin"}, headers=admin).get_json()["key"]
+        admin = {"Authorization": f"Bearer {second}"}
+    key_id = key_id_of(client, program, role)
+    assert client.get("/v1/program", headers=program.headers(role)).status_code == 200
+    response = client.delete(f"/v1/api-keys/{key_id}", headers=admin)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["revoked_at"] is not None
+    for method, rule, _roles in ROLE_TABLE:
+        before = row_counts(app)
+        response = call(client, method, rule, world, program.headers(role))
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+        assert row_counts(app) == before
+
+
+# --------------------------------------------------------------------------- tenant isolation
+
+
+@pytest.fixture
+def two_programs(client, make_program, enrol, buy):
+    a = make_program(name="Shop A", cashback_rate_bps=200)
+    b = make_program(name="Shop B", cashback_rate_bps=500)
+    enrol(a, "c-1", email="a@example.com")
+    assert buy(a, "A-1", "c-1", 10_000).status_code == 201
+    return a, b
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("suffix", ["", "/balances", "/activity"])
+def test_another_programs_customer_is_not_found(client, two_programs, role, suffix):
+    _, b = two_programs
+    response = client.get(f"/v1/customers/c-1{suffix}", headers=b.headers(role))
+    body = assert_problem(response, 404, "customer_not_found")
+    assert "a@example.com" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_another_programs_purchase_is_not_found(client, two_programs, role):
+    _, b = two_programs
+    response = client.get("/v1/purchases/A-1", headers=b.headers(role))
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] in ("purchase_not_found", "not_found")
+
+
+def test_a_purchase_for_another_programs_customer_is_customer_not_found(client, app, two_programs, buy):
+    _, b = two_programs
+    before = row_counts(app)
+    assert_problem(buy(b, "B-1", "c-1", 10_000), 404, "customer_not_found")
+    assert row_counts(app) == before
+
+
+@pytest.mark.parametrize("role", ["admin", "finance"])
+def test_another_programs_entries_are_not_listed(client, two_programs, enrol, buy, role):
+    a, b = two_programs
+    a_entries = client.get("/v1/ledger/entries", headers=a.headers(role)).get_json()["items"]
+    assert len(a_entries) == 4
+    assert client.get("/v1/ledger/entries", headers=b.headers(role)).get_json() == {"items": [], "next_cursor": None}
+    enrol(b, "c-9")
+    assert buy(b, "B-1", "c-9", 10_000).status_code == 201
+    b_entries = client.get("/v1/ledger/entries", headers=b.headers(role)).get_json()["items"]
+    assert len(b_entries) == 4
+    assert {e["seq"] for e in a_entries}.isdisjoint(e["seq"] for e in b_entries)
+    assert {e["transaction_id"] for e in a_entries}.isdisjoint(e["transaction_id"] for e in b_entries)
+    assert all("c-1" not in e["account"] for e in b_entries)
+    # a's list did not grow with b's purchase
+    assert client.get("/v1/ledger/entries", headers=a.headers(role)).get_json()["items"] == a_entries
+
+
+def test_another_programs_api_keys_cannot_be_seen_rotated_or_revoked(client, app, two_programs):
+    a, b = two_programs
+    a_key_ids = {k["id"] for k in client.get("/v1/api-keys", headers=a.headers("admin")).get_json()["items"]}
+    b_key_ids = {k["id"] for k in client.get("/v1/api-keys", headers=b.headers("admin")).get_json()["items"]}
+    assert a_key_ids.isdisjoint(b_key_ids) and len(a_key_ids) == len(b_key_ids) == 4
+    a_storefront = key_id_of(client, a, "storefront")
+    before = row_counts(app)
+    assert_problem(client.post(f"/v1/api-keys/{a_storefront}/rotate", headers=b.headers("admin")),
+                   404, "api_key_not_found")
+    assert_problem(client.delete(f"/v1/api-keys/{a_storefront}", headers=b.headers("admin")),
+                   404, "api_key_not_found")
+    assert row_counts(app) == before
+    # a's key still works and is neither revoked nor replaced
+    assert client.get("/v1/customers/c-1", headers=a.headers("storefront")).status_code == 200
+    [key] = [k for k in client.get("/v1/api-keys", headers=a.headers("admin")).get_json()["items"]
+             if k["id"] == a_storefront]
+    assert key["revoked_at"] is None and key["replaced_by"] is None
+
+
+def test_each_key_sees_its_own_program(client, two_programs):
+    a, b = two_programs
+    for role in ROLES:
+        assert client.get("/v1/program", headers=a.headers(role)).get_json()["id"] == a.id
+        assert client.get("/v1/program", headers=b.headers(role)).get_json()["id"] == b.id
+    client.patch("/v1/program", json={"points_per_unit": 7}, headers=b.headers("admin"))
+    assert client.get("/v1/program", headers=a.headers("app")).get_json()["points_per_unit"] == 1
+    assert client.get("/v1/program/changes", headers=a.headers("admin")).get_json()["items"] == []
+
+
+def test_same_customer_and_order_ids_live_independently_in_two_programs(client, two_programs, enrol, buy, verify):
+    a, b = two_programs
+    enrolled = client.put("/v1/customers/c-1", json={"email": "b@example.com"}, headers=b.headers("storefront"))
+    assert enrolled.status_code == 201  # enrolled in b, not an update of a's c-1
+    response = buy(b, "A-1", "c-1", 20_000)  # same order id, other body: not a duplicate in b
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in response.headers
+    assert response.get_json()["cashback_earned"] == 1_000  # b's 5%
+    a_customer = client.get("/v1/customers/c-1", headers=a.headers("app")).get_json()
+    b_customer = client.get("/v1/customers/c-1", headers=b.headers("app")).get_json()
+    assert a_customer["email"] == "a@example.com" and b_customer["email"] == "b@example.com"
+    assert a_customer["balances"]["points"]["available"] == 100
+    assert a_customer["balances"]["cashback"]["pending"] == 200
+    assert b_customer["balances"]["points"]["available"] == 200
+    assert b_customer["balances"]["cashback"]["pending"] == 1_000
+    assert client.get("/v1/purchases/A-1", headers=a.headers("app")).get_json()["amount"] == 10_000
+    assert client.get("/v1/purchases/A-1", headers=b.headers("app")).get_json()["amount"] == 20_000
+    a_activity = client.get("/v1/customers/c-1/activity", headers=a.headers("app")).get_json()["items"]
+    b_activity = client.get("/v1/customers/c-1/activity", headers=b.headers("app")).get_json()["items"]
+    assert len(a_activity) == len(b_activity) == 1
+    assert a_activity[0]["transaction_id"] != b_activity[0]["transaction_id"]
+    # a replay in a is still a replay of a's answer
+    again = buy(a, "A-1", "c-1", 10_000)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json()["cashback_earned"] == 200
+    verify()
