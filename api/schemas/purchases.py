@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates
+
+from ledger.domain.money import is_valid_currency
 
 from .common import Balances, StrictInt, minor_amount, identifier, instant
 
@@ -25,6 +27,11 @@ class PurchaseCreate(ma.Schema):
     tax = minor_amount(minimum=0, load_default=0)
     shipping = minor_amount(minimum=0, load_default=0)
     lines = fields.List(fields.Nested(PurchaseLine), validate=validate.Length(max=1000))
+
+    @validates("currency")
+    def _currency(self, value: str, **_kw) -> None:  # noqa: ANN003
+        if not is_valid_currency(value):
+            raise ValidationError("not a current ISO 4217 currency code with minor units")
 
 
 class PurchaseOut(ma.Schema):

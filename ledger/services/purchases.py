@@ -135,7 +135,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         points_status=status(Asset.POINTS), cashback_status=status(Asset.CASHBACK),
         points_available_at=release_at[Asset.POINTS] or (now if earned.points else None),
         cashback_available_at=release_at[Asset.CASHBACK] or (now if earned.cashback else None),
-        occurred_at=occurred_at, recorded_at=now, balances=balances_of(uow, settings.currency, customer, now),
+        occurred_at=occurred_at, recorded_at=now, balances=balances_of(uow, settings.currency, customer, now, include_due=False),
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
         channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping,
     )

@@ -12,11 +12,13 @@ from .customers import require_customer
 from .ports import UnitOfWork
 
 
-def balances_of(uow: UnitOfWork, currency: str, customer: Customer, now: datetime) -> Balances:
+def balances_of(uow: UnitOfWork, currency: str, customer: Customer, now: datetime,
+                include_due: bool = True) -> Balances:
     """Cached balances, with pending value whose window has passed shown as available even before
-    the release job or the customer's next write books it."""
-    by_path = uow.ledger.customer_balances(customer)
-    for row in uow.releases.due(now=now, customer_pk=customer.pk):
+    the release job or the customer's next write books it (`include_due=False` after a write,
+    which has released it already)."""
+    by_path = dict(uow.ledger.customer_balances(customer))
+    for row in uow.releases.due(now=now, customer_pk=customer.pk) if include_due else ():
         pending = customer.account(row["asset"], Bucket.PENDING)
         available = customer.account(row["asset"], Bucket.AVAILABLE)
         by_path[pending] = by_path.get(pending, 0) - row["amount"]

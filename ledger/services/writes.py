@@ -9,6 +9,7 @@ business-rule failure is stored and replayed too.
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
@@ -87,8 +88,9 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
             return _replay(claim, request.fingerprint, IdempotencyKeyReused(
                 "this Idempotency-Key was used for another request; use a new key"))
         header_record = claim
+    # The savepoint lets a refused business rule be stored under the header key without its writes.
     try:
-        with uow.savepoint():
+        with uow.savepoint() if header_record is not None else nullcontext():
             natural_record: int | None = None
             if request.natural_key is not None:
                 kind, key = request.natural_key

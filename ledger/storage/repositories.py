@@ -8,7 +8,9 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..domain.errors import AmountTooLarge
 from ..domain.ids import new_id
+from ..domain.money import fits_int64
 from ..domain.customers import PROFILE_FIELDS, Customer
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
@@ -17,6 +19,18 @@ from .tables import (
     AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, PendingReleaseRow, PointsLotRow,
     ProgramChangeRow, ProgramRow, PurchaseRow, TransactionRow,
 )
+
+PROGRAMS = ProgramRow.__table__
+PROGRAM_CHANGES = ProgramChangeRow.__table__
+API_KEYS = ApiKeyRow.__table__
+CUSTOMERS = CustomerRow.__table__
+ACCOUNTS = AccountRow.__table__
+TRANSACTIONS = TransactionRow.__table__
+ENTRIES = EntryRow.__table__
+PURCHASES = PurchaseRow.__table__
+LOTS = PointsLotRow.__table__
+RELEASES = PendingReleaseRow.__table__
+IDEMPOTENCY = IdempotencyRow.__table__
 
 
 def _insert_ignore(session: Session, table: Any):  # noqa: ANN202
@@ -35,31 +49,31 @@ class SqlPrograms:
         return Program(id=row.id, settings=ProgramSettings.from_dict(row.settings), created_at=row.created_at)
 
     def add(self, program: Program, creation_key_hash: str | None) -> None:
-        self.s.execute(insert(ProgramRow).values(
+        self.s.execute(insert(PROGRAMS).values(
             id=program.id, currency=program.currency, settings=program.settings.to_dict(),
             created_at=program.created_at, updated_at=program.created_at, creation_key_hash=creation_key_hash,
         ))
 
     def get(self, program_id: str) -> Program | None:
-        row = self.s.execute(select(ProgramRow.__table__).where(ProgramRow.id == program_id)).first()
+        row = self.s.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).first()
         return self._program(row) if row else None
 
     def get_by_creation_key(self, creation_key_hash: str) -> Program | None:
         row = self.s.execute(
-            select(ProgramRow.__table__).where(ProgramRow.creation_key_hash == creation_key_hash)).first()
+            select(PROGRAMS).where(PROGRAMS.c.creation_key_hash == creation_key_hash)).first()
         return self._program(row) if row else None
 
     def save_settings(self, program_id: str, before: ProgramSettings, after: ProgramSettings,
                       at: datetime, actor: str, request_id: str | None) -> None:
-        self.s.execute(update(ProgramRow).where(ProgramRow.id == program_id)
+        self.s.execute(update(PROGRAMS).where(PROGRAMS.c.id == program_id)
                        .values(settings=after.to_dict(), updated_at=at))
-        self.s.execute(insert(ProgramChangeRow).values(
+        self.s.execute(insert(PROGRAM_CHANGES).values(
             program_id=program_id, actor=actor, request_id=request_id, changed_at=at,
             before=before.to_dict(), after=after.to_dict()))
 
     def changes(self, program_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self.s.execute(select(ProgramChangeRow.__table__).where(ProgramChangeRow.program_id == program_id)
-                              .order_by(ProgramChangeRow.id.desc()).limit(limit)).mappings().all()
+        rows = self.s.execute(select(PROGRAM_CHANGES).where(PROGRAM_CHANGES.c.program_id == program_id)
+                              .order_by(PROGRAM_CHANGES.c.id.desc()).limit(limit)).mappings().all()
         return [dict(r) for r in rows]
 
 
@@ -74,30 +88,30 @@ class SqlApiKeys:
                       replaced_by=row.replaced_by)
 
     def add(self, key: ApiKey, key_hash: str) -> None:
-        self.s.execute(insert(ApiKeyRow).values(
+        self.s.execute(insert(API_KEYS).values(
             id=key.id, program_id=key.program_id, role=key.role, name=key.name, key_hash=key_hash,
             prefix=key.prefix, created_at=key.created_at))
 
     def get(self, program_id: str, key_id: str) -> ApiKey | None:
-        row = self.s.execute(select(ApiKeyRow.__table__).where(
-            ApiKeyRow.id == key_id, ApiKeyRow.program_id == program_id)).first()
+        row = self.s.execute(select(API_KEYS).where(
+            API_KEYS.c.id == key_id, API_KEYS.c.program_id == program_id)).first()
         return self._key(row) if row else None
 
     def by_hash(self, key_hash: str) -> ApiKey | None:
-        row = self.s.execute(select(ApiKeyRow.__table__).where(ApiKeyRow.key_hash == key_hash)).first()
+        row = self.s.execute(select(API_KEYS).where(API_KEYS.c.key_hash == key_hash)).first()
         return self._key(row) if row else None
 
     def list(self, program_id: str) -> list[ApiKey]:
-        rows = self.s.execute(select(ApiKeyRow.__table__).where(ApiKeyRow.program_id == program_id)
-                              .order_by(ApiKeyRow.created_at, ApiKeyRow.id)).all()
+        rows = self.s.execute(select(API_KEYS).where(API_KEYS.c.program_id == program_id)
+                              .order_by(API_KEYS.c.created_at, API_KEYS.c.id)).all()
         return [self._key(r) for r in rows]
 
     def revoke(self, key_id: str, at: datetime, replaced_by: str | None = None) -> None:
-        self.s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+        self.s.execute(update(API_KEYS).where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_at.is_(None))
                        .values(revoked_at=at, replaced_by=replaced_by))
 
     def touch(self, key_id: str, at: datetime) -> None:
-        self.s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=at))
+        self.s.execute(update(API_KEYS).where(API_KEYS.c.id == key_id).values(last_used_at=at))
 
 
 class SqlCustomers:
@@ -112,8 +126,8 @@ class SqlCustomers:
                         created_at=row.created_at, updated_at=row.updated_at)
 
     def _select(self, program_id: str, customer_id: str):  # noqa: ANN202
-        return select(CustomerRow.__table__).where(
-            CustomerRow.program_id == program_id, CustomerRow.customer_id == customer_id)
+        return select(CUSTOMERS).where(
+            CUSTOMERS.c.program_id == program_id, CUSTOMERS.c.customer_id == customer_id)
 
     def get(self, program_id: str, customer_id: str) -> Customer | None:
         row = self.s.execute(self._select(program_id, customer_id)).first()
@@ -125,24 +139,24 @@ class SqlCustomers:
         return self._customer(row) if row else None
 
     def lock_by_pk(self, customer_pk: int) -> Customer:
-        row = self.s.execute(select(CustomerRow.__table__).where(CustomerRow.pk == customer_pk)
+        row = self.s.execute(select(CUSTOMERS).where(CUSTOMERS.c.pk == customer_pk)
                              .with_for_update()).one()
         return self._customer(row)
 
     def add(self, program_id: str, customer_id: str, profile: dict[str, Any], at: datetime) -> Customer:
         values = {f: profile.get(f) for f in PROFILE_FIELDS}
         values["leaderboard_opt_in"] = bool(values["leaderboard_opt_in"])
-        pk = self.s.execute(insert(CustomerRow).values(
+        pk = self.s.execute(insert(CUSTOMERS).values(
             program_id=program_id, customer_id=customer_id, status="active", created_at=at, updated_at=at,
-            **values).returning(CustomerRow.pk)).scalar_one()
+            **values).returning(CUSTOMERS.c.pk)).scalar_one()
         return Customer(pk=pk, program_id=program_id, customer_id=customer_id, status="active",
                         created_at=at, updated_at=at, **values)
 
     def update(self, customer: Customer, changes: dict[str, Any], at: datetime) -> Customer:
         if "leaderboard_opt_in" in changes:
             changes = {**changes, "leaderboard_opt_in": bool(changes["leaderboard_opt_in"])}
-        self.s.execute(update(CustomerRow).where(CustomerRow.pk == customer.pk).values(updated_at=at, **changes))
-        row = self.s.execute(select(CustomerRow.__table__).where(CustomerRow.pk == customer.pk)).one()
+        self.s.execute(update(CUSTOMERS).where(CUSTOMERS.c.pk == customer.pk).values(updated_at=at, **changes))
+        row = self.s.execute(select(CUSTOMERS).where(CUSTOMERS.c.pk == customer.pk)).one()
         return self._customer(row)
 
 
@@ -157,7 +171,7 @@ class SqlLedger:
         self._customer_accounts: dict[int, dict[str, tuple[int, int]]] = {}
 
     def open_customer_accounts(self, customer: Customer) -> None:
-        self.s.execute(insert(AccountRow), [
+        self.s.execute(insert(ACCOUNTS), [
             {"program_id": customer.program_id, "path": path, "asset": path.split("/")[2],
              "customer_pk": customer.pk, "balance": 0}
             for path in customer.account_paths()
@@ -166,14 +180,14 @@ class SqlLedger:
     def ensure_house_accounts(self, program_id: str, accounts: Iterable[tuple[str, str]]) -> None:
         rows = [{"program_id": program_id, "path": path, "asset": asset, "balance": None} for path, asset in accounts]
         if rows:
-            self.s.execute(_insert_ignore(self.s, AccountRow), rows)
+            self.s.execute(_insert_ignore(self.s, ACCOUNTS), rows)
 
     def _house_account_id(self, program_id: str, path: str, asset: str) -> int:
         cache_key = (program_id, path)
         account_id = self._house_ids.get(cache_key)
         if account_id is not None:
             return account_id
-        lookup = select(AccountRow.id).where(AccountRow.program_id == program_id, AccountRow.path == path)
+        lookup = select(ACCOUNTS.c.id).where(ACCOUNTS.c.program_id == program_id, ACCOUNTS.c.path == path)
         account_id = self.s.execute(lookup).scalar_one_or_none()
         if account_id is not None:
             self._house_ids[cache_key] = account_id  # committed earlier: safe to remember
@@ -183,22 +197,26 @@ class SqlLedger:
         return self.s.execute(lookup).scalar_one()
 
     def _load_customer_accounts(self, customer: Customer) -> dict[str, tuple[int, int]]:
-        """path -> (account id, cached balance); read under the customer's lock."""
-        rows = self.s.execute(select(AccountRow.id, AccountRow.path, AccountRow.balance)
-                              .where(AccountRow.customer_pk == customer.pk)).all()
-        return {r.path: (r.id, r.balance) for r in rows}
+        """path -> (account id, cached balance). Kept for the rest of this unit of work, where the
+        customer's lock (taken before any write) keeps it true; `post` updates it."""
+        accounts = self._customer_accounts.get(customer.pk)
+        if accounts is None:
+            rows = self.s.execute(select(ACCOUNTS.c.id, ACCOUNTS.c.path, ACCOUNTS.c.balance)
+                                  .where(ACCOUNTS.c.customer_pk == customer.pk)).all()
+            accounts = self._customer_accounts[customer.pk] = {r.path: (r.id, r.balance) for r in rows}
+        return accounts
 
     def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
              customer: Customer | None) -> PostedTransaction:
         accounts = self._load_customer_accounts(customer) if customer else {}
         transaction_id = new_id("txn")
-        seq = self.s.execute(insert(TransactionRow).values(
+        seq = self.s.execute(insert(TRANSACTIONS).values(
             id=transaction_id, program_id=program_id, customer_pk=customer.pk if customer else None,
             type=draft.type, reference_kind=draft.reference.kind, reference_id=draft.reference.id,
             description=draft.description, actor=ctx.actor, request_id=ctx.request_id,
             idempotency_key=ctx.idempotency_key, occurred_at=draft.occurred_at, recorded_at=recorded_at,
             details=draft.metadata,
-        ).returning(TransactionRow.seq)).scalar_one()
+        ).returning(TRANSACTIONS.c.seq)).scalar_one()
 
         rows: list[dict[str, Any]] = []
         new_balances: dict[int, int] = {}
@@ -206,6 +224,8 @@ class SqlLedger:
             if posting.account in accounts:
                 account_id, balance = accounts[posting.account]
                 balance = new_balances.get(account_id, balance) + posting.amount
+                if not fits_int64(balance):
+                    raise AmountTooLarge(f"the balance of {posting.account} would not fit a 64-bit integer")
                 new_balances[account_id] = balance
                 balance_after: int | None = balance
             else:
@@ -216,16 +236,20 @@ class SqlLedger:
             rows.append({"program_id": program_id, "transaction_id": transaction_id, "account_id": account_id,
                          "asset": posting.asset, "amount": posting.amount, "balance_after": balance_after,
                          "recorded_at": recorded_at})
-        seqs = self.s.execute(insert(EntryRow).returning(EntryRow.seq, sort_by_parameter_order=True),
+        seqs = self.s.execute(insert(ENTRIES).returning(ENTRIES.c.seq, sort_by_parameter_order=True),
                               rows).scalars().all()
         last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
         if new_balances:
             self.s.execute(
-                update(AccountRow.__table__).where(AccountRow.__table__.c.id == _param("account_id"))
+                update(ACCOUNTS).where(ACCOUNTS.c.id == _param("account_id"))
                 .values(balance=_param("new_balance"), last_seq=_param("new_last_seq")),
                 [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
                  for a, b in new_balances.items()],
             )
+        ids_by_path = {path: account for path, (account, _b) in accounts.items()}
+        for path, account_id in ids_by_path.items():
+            if account_id in new_balances:
+                accounts[path] = (account_id, new_balances[account_id])
         entries = tuple(
             BookedEntry(seq=s, transaction_id=transaction_id, account=p.account, asset=p.asset, amount=p.amount,
                         recorded_at=recorded_at, balance_after=row["balance_after"])
@@ -237,9 +261,9 @@ class SqlLedger:
         return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
 
     def entries(self, program_id: str, after_seq: int | None, limit: int) -> list[BookedEntry]:
-        e, a = EntryRow.__table__.c, AccountRow.__table__.c
+        e, a = ENTRIES.c, ACCOUNTS.c
         q = (select(e.seq, e.transaction_id, a.path, e.asset, e.amount, e.recorded_at, e.balance_after)
-             .join_from(EntryRow.__table__, AccountRow.__table__, e.account_id == a.id)
+             .join_from(ENTRIES, ACCOUNTS, e.account_id == a.id)
              .where(e.program_id == program_id).order_by(e.seq).limit(limit))
         if after_seq is not None:
             q = q.where(e.seq > after_seq)
@@ -248,7 +272,7 @@ class SqlLedger:
                 for r in self.s.execute(q)]
 
     def customer_activity(self, customer: Customer, before_seq: int | None, limit: int) -> list[dict[str, Any]]:
-        t, e, a = TransactionRow.__table__.c, EntryRow.__table__.c, AccountRow.__table__.c
+        t, e, a = TRANSACTIONS.c, ENTRIES.c, ACCOUNTS.c
         q = (select(t.seq, t.id, t.type, t.description, t.occurred_at, t.recorded_at, t.reference_kind,
                     t.reference_id)
              .where(t.customer_pk == customer.pk).order_by(t.seq.desc()).limit(limit))
@@ -260,7 +284,7 @@ class SqlLedger:
         ids = [tx["id"] for tx in transactions]
         legs = self.s.execute(
             select(e.transaction_id, a.path, e.amount)
-            .join_from(EntryRow.__table__, AccountRow.__table__, e.account_id == a.id)
+            .join_from(ENTRIES, ACCOUNTS, e.account_id == a.id)
             .where(e.transaction_id.in_(ids), a.customer_pk == customer.pk)).all()
         by_tx: dict[str, list[tuple[str, int]]] = {}
         for leg in legs:
@@ -281,16 +305,16 @@ class SqlPurchases:
         self.s = session
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(PurchaseRow).values(**fields).returning(PurchaseRow.id)).scalar_one()
+        return self.s.execute(insert(PURCHASES).values(**fields).returning(PURCHASES.c.id)).scalar_one()
 
     def order_id_of(self, purchase_pk: int) -> str:
-        return self.s.execute(select(PurchaseRow.order_id).where(PurchaseRow.id == purchase_pk)).scalar_one()
+        return self.s.execute(select(PURCHASES.c.order_id).where(PURCHASES.c.id == purchase_pk)).scalar_one()
 
     def get(self, program_id: str, order_id: str) -> dict[str, Any] | None:
         row = self.s.execute(
-            select(PurchaseRow.__table__, CustomerRow.customer_id)
-            .join_from(PurchaseRow.__table__, CustomerRow.__table__, CustomerRow.pk == PurchaseRow.customer_pk)
-            .where(PurchaseRow.program_id == program_id, PurchaseRow.order_id == order_id)).mappings().first()
+            select(PURCHASES, CUSTOMERS.c.customer_id)
+            .join_from(PURCHASES, CUSTOMERS, CUSTOMERS.c.pk == PURCHASES.c.customer_pk)
+            .where(PURCHASES.c.program_id == program_id, PURCHASES.c.order_id == order_id)).mappings().first()
         return dict(row) if row else None
 
 
@@ -299,7 +323,7 @@ class SqlLots:
         self.s = session
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(PointsLotRow).values(**fields).returning(PointsLotRow.id)).scalar_one()
+        return self.s.execute(insert(LOTS).values(**fields).returning(LOTS.c.id)).scalar_one()
 
 
 class SqlReleases:
@@ -307,12 +331,12 @@ class SqlReleases:
         self.s = session
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(PendingReleaseRow).values(**fields).returning(PendingReleaseRow.id)).scalar_one()
+        return self.s.execute(insert(RELEASES).values(**fields).returning(RELEASES.c.id)).scalar_one()
 
     def due(self, *, now: datetime, customer_pk: int | None = None, program_id: str | None = None,
             limit: int = 500) -> list[dict[str, Any]]:
-        r = PendingReleaseRow.__table__.c
-        q = (select(PendingReleaseRow.__table__)
+        r = RELEASES.c
+        q = (select(RELEASES)
              .where(r.released_transaction_id.is_(None), r.release_at <= now)
              .order_by(r.release_at, r.id).limit(limit))
         if customer_pk is not None:
@@ -322,20 +346,20 @@ class SqlReleases:
         return [dict(row) for row in self.s.execute(q).mappings()]
 
     def due_customers(self, *, now: datetime, limit: int = 200) -> list[int]:
-        r = PendingReleaseRow.__table__.c
+        r = RELEASES.c
         q = (select(r.customer_pk).where(r.released_transaction_id.is_(None), r.release_at <= now)
              .group_by(r.customer_pk).order_by(r.customer_pk).limit(limit))
         return list(self.s.execute(q).scalars())
 
     def mark_released(self, release_ids: Sequence[int], transaction_id: str) -> None:
-        self.s.execute(update(PendingReleaseRow).where(
-            and_(PendingReleaseRow.id.in_(list(release_ids)), PendingReleaseRow.released_transaction_id.is_(None)))
+        self.s.execute(update(RELEASES).where(
+            and_(RELEASES.c.id.in_(list(release_ids)), RELEASES.c.released_transaction_id.is_(None)))
             .values(released_transaction_id=transaction_id))
 
     def pending_total(self, customer_pk: int) -> int:
-        return self.s.execute(select(func.coalesce(func.sum(PendingReleaseRow.amount), 0)).where(
-            PendingReleaseRow.customer_pk == customer_pk,
-            PendingReleaseRow.released_transaction_id.is_(None))).scalar_one()
+        return self.s.execute(select(func.coalesce(func.sum(RELEASES.c.amount), 0)).where(
+            RELEASES.c.customer_pk == customer_pk,
+            RELEASES.c.released_transaction_id.is_(None))).scalar_one()
 
 
 class SqlIdempotency:
@@ -344,19 +368,19 @@ class SqlIdempotency:
 
     def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
         # On PostgreSQL the INSERT waits for a concurrent, uncommitted claim of the same key to end.
-        record_id = self.s.execute(_insert_ignore(self.s, IdempotencyRow).values(
+        record_id = self.s.execute(_insert_ignore(self.s, IDEMPOTENCY).values(
             program_id=program_id, scope=scope, key=key, fingerprint=fingerprint, created_at=at,
-        ).returning(IdempotencyRow.id)).scalar_one_or_none()
+        ).returning(IDEMPOTENCY.c.id)).scalar_one_or_none()
         if record_id is not None:
             return record_id
-        row = self.s.execute(select(IdempotencyRow.__table__).where(
-            IdempotencyRow.program_id == program_id, IdempotencyRow.scope == scope,
-            IdempotencyRow.key == key)).one()
+        row = self.s.execute(select(IDEMPOTENCY).where(
+            IDEMPOTENCY.c.program_id == program_id, IDEMPOTENCY.c.scope == scope,
+            IDEMPOTENCY.c.key == key)).one()
         answer = StoredAnswer(row.status_code, row.body) if row.status_code is not None else None
         return IdempotencyClaim(record_id=row.id, fingerprint=row.fingerprint, answer=answer)
 
     def complete(self, record_id: int, answer: StoredAnswer) -> None:
-        self.s.execute(update(IdempotencyRow).where(IdempotencyRow.id == record_id)
+        self.s.execute(update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == record_id)
                        .values(status_code=answer.status, body=answer.body))
 
 
@@ -367,28 +391,42 @@ class SqlAudit:
         self.s = session
 
     def unbalanced_transactions(self, limit: int = 20) -> list[dict[str, Any]]:
-        e = EntryRow.__table__.c
+        e = ENTRIES.c
         q = (select(e.transaction_id, e.asset, func.sum(e.amount).label("total"))
              .group_by(e.transaction_id, e.asset).having(func.sum(e.amount) != 0).limit(limit))
         return [dict(r) for r in self.s.execute(q).mappings()]
 
     def totals_by_program_asset(self) -> list[dict[str, Any]]:
-        e = EntryRow.__table__.c
+        e = ENTRIES.c
+        if self.s.get_bind().dialect.name != "sqlite":
+            q = select(e.program_id, e.asset, func.sum(e.amount).label("total"), func.count().label("entries")) \
+                .group_by(e.program_id, e.asset)
+            return [{**r, "total": int(r["total"])} for r in self.s.execute(q).mappings()]
+        # SQLite's SUM overflows past 64 bits, which house accounts may reach in aggregate: sum each
+        # transaction in SQL (it fits) and add those up in Python.
         q = select(e.program_id, e.asset, func.sum(e.amount).label("total"), func.count().label("entries")) \
-            .group_by(e.program_id, e.asset)
-        return [dict(r) for r in self.s.execute(q).mappings()]
+            .group_by(e.program_id, e.asset, e.transaction_id)
+        totals: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in self.s.execute(q):
+            t = totals.setdefault((r.program_id, r.asset), {"program_id": r.program_id, "asset": r.asset,
+                                                            "total": 0, "entries": 0})
+            t["total"] += r.total
+            t["entries"] += r.entries
+        return list(totals.values())
 
     def balance_mismatches(self, limit: int = 20) -> list[dict[str, Any]]:
-        a, e = AccountRow.__table__.c, EntryRow.__table__.c
-        sums = (select(e.account_id, func.sum(e.amount).label("total")).group_by(e.account_id)).subquery()
+        a, e = ACCOUNTS.c, ENTRIES.c
+        customer_accounts = select(a.id).where(a.customer_pk.is_not(None))
+        sums = (select(e.account_id, func.sum(e.amount).label("total"))
+                .where(e.account_id.in_(customer_accounts)).group_by(e.account_id)).subquery()
         q = (select(a.id, a.path, a.balance, func.coalesce(sums.c.total, 0).label("entries_total"))
-             .join_from(AccountRow.__table__, sums, sums.c.account_id == a.id, isouter=True)
+             .join_from(ACCOUNTS, sums, sums.c.account_id == a.id, isouter=True)
              .where(a.customer_pk.is_not(None), a.balance != func.coalesce(sums.c.total, 0)).limit(limit))
         return [dict(r) for r in self.s.execute(q).mappings()]
 
     def balance_after_breaks(self, limit: int = 20) -> list[dict[str, Any]]:
         """Customer entries whose balance_after is not the running sum of the account's entries."""
-        e = EntryRow.__table__.c
+        e = ENTRIES.c
         running = func.sum(e.amount).over(partition_by=e.account_id, order_by=e.seq)
         inner = select(e.seq, e.account_id, e.balance_after, running.label("running")) \
             .where(e.balance_after.is_not(None)).subquery()
@@ -396,6 +434,6 @@ class SqlAudit:
         return [dict(r) for r in self.s.execute(q).mappings()]
 
     def transactions_without_entries(self, limit: int = 20) -> list[str]:
-        t, e = TransactionRow.__table__.c, EntryRow.__table__.c
+        t, e = TRANSACTIONS.c, ENTRIES.c
         q = select(t.id).where(~select(e.seq).where(e.transaction_id == t.id).exists()).limit(limit)
         return list(self.s.execute(q).scalars())
