@@ -9,6 +9,7 @@ from flask import Flask
 
 from ledger.clock import Clock, SystemClock
 from ledger.services.ports import ApiKey
+from ledger.services.writes import with_retries
 from ledger.storage.engine import make_engines
 from ledger.storage.uow import SqlUnitOfWorkFactory
 
@@ -62,8 +63,8 @@ class LedgerService:
         self.clock = clock
 
     def authenticate(self, key_hash: str) -> ApiKey | None:
-        with self.uow() as uow:
-            key = uow.api_keys.by_hash(key_hash)
+        key = with_retries(lambda **kw: self.uow(autocommit=True, **{**kw, "write": False}),
+                           lambda uow: uow.api_keys.by_hash(key_hash), self.uow.is_retryable)
         if key is None or key.revoked_at is not None:
             return None
         now = self.clock.now()

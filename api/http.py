@@ -20,7 +20,7 @@ from webargs.flaskparser import FlaskParser
 from ledger.domain.errors import BusinessRuleViolation, LedgerError, ValidationFailed
 from ledger.services.ports import BookingContext, StoredAnswer
 from ledger.services.programs import hash_secret
-from ledger.services.writes import WriteOutcome, WriteRequest, run_write, transact
+from ledger.services.writes import WriteOutcome, WriteRequest, run_write, transact, with_retries
 
 from .errors import PROBLEM_MIMETYPE, ApiProblem, dumps, ledger_error_body
 
@@ -233,9 +233,9 @@ def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema, status: in
 
 
 def read(action: Callable[[Any], Any]) -> Any:
+    """A read in one database transaction; retried once the pool has dropped a dead connection."""
     ledger = current_app.extensions["ledger"]
-    with ledger.uow(write=False) as uow:
-        return action(uow)
+    return with_retries(lambda **kw: ledger.uow(write=False), action, ledger.uow.is_retryable)
 
 
 def write(action: Callable[[Any], Any]) -> Any:

@@ -59,7 +59,9 @@ def make_engines(url: str, *, pool_size: int = 10) -> Engines:
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            # No pre-ping round trip per checkout: a dropped connection surfaces as a retryable
+            # error (services/writes.py), the pool is invalidated, and the retry reconnects.
+            pool_pre_ping=False,
             pool_recycle=1800,
             isolation_level="READ COMMITTED",
         )

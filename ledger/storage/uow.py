@@ -15,8 +15,11 @@ from .repositories import (
 class SqlUnitOfWork:
     """Leaving the `with` block without `commit()` rolls everything back."""
 
-    def __init__(self, engines: Engines, *, write: bool) -> None:
+    def __init__(self, engines: Engines, *, write: bool, autocommit: bool = False) -> None:
         self._engine = engines.write if write else engines.read
+        if autocommit and engines.dialect == "postgresql":
+            # One-statement reads need no BEGIN/ROLLBACK round trips.
+            self._engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self.dialect = engines.dialect
 
     def __enter__(self) -> "SqlUnitOfWork":
@@ -60,8 +63,8 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
 
-    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engines, write=write)
+    def __call__(self, *, write: bool = False, autocommit: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engines, write=write, autocommit=autocommit)
 
     @staticmethod
     def is_retryable(exc: BaseException) -> bool:
