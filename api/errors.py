@@ -29,7 +29,7 @@ class ApiProblem(Exception):
 def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
     body = {"type": f"urn:loyalty-ledger:problem:{code}", "title": title, "status": status,
             "detail": detail, "code": code}
-    body.update({k: v for k, v in extra.items() if v is not None})
+    body.update({k: v for k, v in extra.items() if v is not None and k not in body})
     request_id = getattr(g, "request_id", None)
     if request_id:
         body["request_id"] = request_id

@@ -219,11 +219,12 @@ def render_error(error: BusinessRuleViolation) -> StoredAnswer:
 
 
 def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema, status: int,
-                     natural_key: tuple[str, str] | None = None) -> Response:
+                     natural_key: tuple[str, str] | None = None,
+                     on_conflict: Callable[[str, str], Exception] | None = None) -> Response:
     """Run a write once: replays answer with the first status and body, byte for byte."""
     ledger = current_app.extensions["ledger"]
     request_ = WriteRequest(program_id=program_id(), fingerprint=fingerprint(),
-                            idempotency_key=idempotency_key(), natural_key=natural_key)
+                            idempotency_key=idempotency_key(), natural_key=natural_key, on_conflict=on_conflict)
     outcome: WriteOutcome = run_write(
         ledger.uow, ledger.clock, request_, action,
         render=lambda result: StoredAnswer(status, dumps(schema.dump(result))),

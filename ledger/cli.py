@@ -82,11 +82,12 @@ def cmd_programs_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_jobs_release(args: argparse.Namespace) -> int:
-    from .services.releases import run_release_job
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    from .services.releases import run_jobs
 
-    released = run_release_job(_factory(args), _clock(args))
-    print(json.dumps({"job": "release", "transactions": released}))
+    factory = _factory(args)
+    done = run_jobs(factory, _clock(args), is_retryable=factory.is_retryable)
+    print(json.dumps({"job": "run", **done}))
     return 0
 
 
@@ -117,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_programs_create)
 
     jobs = sub.add_parser("jobs", help="periodic jobs").add_subparsers(dest="command", required=True)
-    release = jobs.add_parser("release", help="release pending value whose return window has passed")
-    release.add_argument("--as-of", help="run as of this instant (ISO 8601 with offset)")
-    release.set_defaults(func=cmd_jobs_release)
+    run = jobs.add_parser("run", help="release pending value whose return window has passed and expire "
+                                      "lapsed holds (idempotent; safe to run from cron in several processes)")
+    run.add_argument("--as-of", help="run as of this instant (ISO 8601 with offset)")
+    run.set_defaults(func=cmd_jobs_run)
     verify = sub.add_parser("verify", help="check that the ledger balances and cached balances equal entries")
     verify.set_defaults(func=cmd_verify)
     return parser

@@ -7,9 +7,11 @@ from flask import Response, current_app
 
 from ledger.domain.earning import PurchaseLine
 from ledger.services import purchases as use_cases
+from ledger.services import refunds
 
 from ..http import Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires
 from ..schemas.purchases import OrderPath, PurchaseCreate, PurchaseDetail, PurchaseOut
+from ..schemas.redemptions import RefundCreate, RefundOut
 from .programs import ALL_ROLES
 
 blp = Blueprint("purchases", __name__, url_prefix="/v1/purchases", description="Purchases and what they earn")
@@ -58,3 +60,34 @@ def get_purchase(order_id: str) -> Response:
     """A recorded purchase and what it earned."""
     purchase = read(lambda uow: use_cases.get_purchase(uow, program_id(), order_id))
     return json_response(PurchaseDetail().dump(purchase))
+
+
+class _RefundAnswer(RefundOut):
+    def dump(self, obj, *args, **kwargs):  # noqa: ANN001, ANN201
+        return super().dump(asdict(obj), *args, **kwargs)
+
+
+@blp.route("/<order_id>/refunds", methods=["POST"])
+@blp.arguments(OrderPath, location="view_args", as_kwargs=True)
+@blp.arguments(RefundCreate)
+@blp.response(201, RefundOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
+@requires("storefront")
+def create_refund(body: dict, order_id: str) -> Response:
+    """Refund part or all of an order: claws back what the refunded part earned (pending value
+    first) and returns the points and cashback that paid for it, in one transaction.
+
+    `amount` is the gross value returned; with `lines`, it is the sum over them of
+    floor(quantity_refunded * (quantity * unit_price - discount) / quantity), and tax and shipping
+    are refunded only through `amount`. Without either, the rest of the order is refunded.
+    Errors: 422 `refund_exceeds_purchase`; 404 `order_not_found`; 409 `duplicate_refund`."""
+    ledger = current_app.extensions["ledger"]
+    lines = body.get("lines")
+    cmd = refunds.RefundCommand(
+        order_id=order_id, refund_id=body["refund_id"], amount=body.get("amount"),
+        lines=tuple((line["sku"], line["quantity"]) for line in lines) if lines is not None else None,
+        occurred_at=body.get("occurred_at"))
+    ctx, pid = booking_context(), program_id()
+    return idempotent_write(lambda uow: refunds.record_refund(uow, ledger.clock, pid, cmd, ctx),
+                            _RefundAnswer(), 201, natural_key=("refund", cmd.refund_id))

@@ -24,7 +24,14 @@ SETTINGS_RANGES = {
     "cashback_rate_bps": (0, 10_000),
     "cashback_hold_days": (0, 365),
     "points_hold_days": (0, 365),
+    "redeem_minor_units": (1, 10**6),
+    "redeem_points": (1, 10**6),
+    "min_redeem_points": (0, 10**9),
+    "redeem_step_points": (1, 10**6),
+    "max_redeem_share_bps": (0, 10_000),
+    "hold_ttl_seconds": (1, 86_400),
 }
+CLAWBACK_POLICIES = ("allow_negative", "write_off")
 
 
 def _settings_fields(allow_none: bool) -> dict:
@@ -41,6 +48,16 @@ def _settings_fields(allow_none: bool) -> dict:
         "cashback_rate_bps": bounded("cashback_rate_bps", "Cashback in basis points of the amount (default 0)"),
         "cashback_hold_days": bounded("cashback_hold_days", "Days cashback stays pending (default 30)"),
         "points_hold_days": bounded("points_hold_days", "Days points stay pending (default 0)"),
+        "redeem_minor_units": bounded("redeem_minor_units", "Minor units that redeem_points are worth (default 1)"),
+        "redeem_points": bounded("redeem_points", "Points worth redeem_minor_units (default 1)"),
+        "min_redeem_points": bounded("min_redeem_points", "Smallest points redemption (default 0)"),
+        "redeem_step_points": bounded("redeem_step_points", "Points redemptions are multiples of this (default 1)"),
+        "max_redeem_share_bps": bounded("max_redeem_share_bps",
+                                        "Largest share of an order payable with points or cashback (default 10000)"),
+        "hold_ttl_seconds": bounded("hold_ttl_seconds", "How long a redemption hold lasts (default 900)"),
+        "clawback_policy": fields.String(validate=validate.OneOf(CLAWBACK_POLICIES), allow_none=allow_none,
+                                         metadata={"description": "When a refund claws back more than the customer "
+                                                   "has: allow_negative (default) or write_off"}),
     }
 
 
@@ -74,6 +91,13 @@ class ProgramOut(ma.Schema):
     cashback_rate_bps = fields.Integer(required=True)
     cashback_hold_days = fields.Integer(required=True)
     points_hold_days = fields.Integer(required=True)
+    redeem_minor_units = fields.Integer(required=True)
+    redeem_points = fields.Integer(required=True)
+    min_redeem_points = fields.Integer(required=True)
+    redeem_step_points = fields.Integer(required=True)
+    max_redeem_share_bps = fields.Integer(required=True)
+    hold_ttl_seconds = fields.Integer(required=True)
+    clawback_policy = fields.String(required=True)
     created_at = instant(required=True)
 
 

@@ -37,3 +37,38 @@ def release(order_id: str, released_points: int, released_cashback: int, currenc
     if released_cashback:
         parts.append(f"{money(released_cashback, currency)} cashback")
     return f"{' and '.join(parts)} from order {order_id} can now be spent"
+
+
+def value_of(asset: str, amount: int, currency: str) -> str:
+    return points(amount) if asset == "points" else f"{money(amount, currency)} cashback"
+
+
+def _for_order(order_id: str | None) -> str:
+    return f" for order {order_id}" if order_id else ""
+
+
+def hold(asset: str, amount: int, currency: str, order_id: str | None) -> str:
+    return f"Reserved {value_of(asset, amount, currency)} at checkout{_for_order(order_id)}"
+
+
+def capture(asset: str, captured: int, returned: int, currency: str, order_id: str | None) -> str:
+    text = f"Spent {value_of(asset, captured, currency)}{_for_order(order_id)}"
+    if returned:
+        text += f"; {value_of(asset, returned, currency)} not used went back to your balance"
+    return text
+
+
+def hold_released(asset: str, amount: int, currency: str, order_id: str | None, why: str) -> str:
+    reason = "the checkout was cancelled" if why == "voided" else "the checkout was not completed in time"
+    return f"{value_of(asset, amount, currency)} reserved{_for_order(order_id)} returned to your balance: {reason}"
+
+
+def refund(order_id: str, reversed_: dict[str, int], restored: dict[str, int], currency: str) -> str:
+    parts = []
+    took = [value_of(a, n, currency) for a, n in reversed_.items() if n]
+    gave = [value_of(a, n, currency) for a, n in restored.items() if n]
+    if took:
+        parts.append(f"{' and '.join(took)} earned on it taken back")
+    if gave:
+        parts.append(f"{' and '.join(gave)} you paid with returned")
+    return f"Refund on order {order_id}: " + ("; ".join(parts) if parts else "nothing to adjust")

@@ -154,3 +154,62 @@ class InvariantViolation(LedgerError):
     status = 500
     code = "invariant_violation"
     title = "Ledger invariant violated"
+
+
+class InsufficientBalance(BusinessRuleViolation):
+    """A hold asks for more than the customer has available."""
+
+    code = "insufficient_balance"
+    title = "Insufficient balance"
+
+
+class BelowMinRedeem(BusinessRuleViolation):
+    """A points hold is below the program's minimum or not a multiple of its step."""
+
+    code = "below_min_redeem"
+    title = "Below the minimum redemption or off the step"
+
+
+class ExceedsMaxRedeemShare(BusinessRuleViolation):
+    """A hold's value exceeds the share of `order_amount` the program lets points or cashback pay."""
+
+    code = "exceeds_max_redeem_share"
+    title = "Exceeds the share of the order that may be redeemed"
+
+
+class CaptureExceedsHold(BusinessRuleViolation):
+    code = "capture_exceeds_hold"
+    title = "Capture exceeds the held amount"
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+    title = "Redemption not found"
+
+
+class RedemptionNotHeld(Conflict):
+    """Capture, void or extend of a redemption already captured or voided (other than an exact replay)."""
+
+    code = "redemption_not_held"
+    title = "Redemption is no longer held"
+
+
+class HoldExpired(Conflict):
+    """The hold lapsed before this capture, void or extend."""
+
+    code = "hold_expired"
+    title = "Hold expired"
+
+
+class OrderNotFound(NotFound):
+    """A refund names an order this program never recorded."""
+
+    code = "order_not_found"
+    title = "Order not found"
+
+
+class RefundExceedsPurchase(BusinessRuleViolation):
+    """Refunds of one order (or of a line's quantity) would exceed what was bought."""
+
+    code = "refund_exceeds_purchase"
+    title = "Refund exceeds the purchase"

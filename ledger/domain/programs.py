@@ -26,8 +26,13 @@ class ProgramSettings:
     cashback_rate_bps: int = 0
     cashback_hold_days: int = 30
     points_hold_days: int = 0
-    redeem_minor_units: int = 1
+    redeem_minor_units: int = 1  # a points redemption is worth floor(points * redeem_minor_units / redeem_points)
     redeem_points: int = 1
+    min_redeem_points: int = 0
+    redeem_step_points: int = 1
+    max_redeem_share_bps: int = 10_000  # of an order's amount that points or cashback may pay
+    hold_ttl_seconds: int = 900
+    clawback_policy: str = "allow_negative"  # or "write_off"
 
     def __post_init__(self) -> None:
         if self.unit_amount is None:
@@ -43,6 +48,14 @@ class ProgramSettings:
 
     def merged(self, changes: dict[str, Any]) -> "ProgramSettings":
         return replace(self, **changes)
+
+    def points_value(self, points: int) -> int:
+        """Money value of points in minor units, floored."""
+        return points * self.redeem_minor_units // self.redeem_points
+
+    def points_for_value(self, value: int) -> int:
+        """The most points whose value does not exceed `value` minor units."""
+        return value * self.redeem_points // self.redeem_minor_units
 
     @property
     def return_window_days(self) -> int:

@@ -19,7 +19,8 @@ from ..domain.transactions import Reference, TransactionDraft, transfer
 from .customers import require_customer
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
-from .releases import release_due_for_customer
+from .lots import available_points, credit_lot
+from .upkeep import prepare_customer_for_write
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -76,7 +77,8 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     if cmd.currency != settings.currency:
         raise CurrencyMismatch(f"this program's currency is {settings.currency}, not {cmd.currency}")
     customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
-    release_due_for_customer(uow, now, program, customer, ctx)
+    prepare_customer_for_write(uow, now, program, customer, ctx)
+    points_available_before = available_points(uow, customer)
 
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
     earned = purchase_earnings(cmd.amount, settings)
@@ -101,8 +103,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
                 cmd.order_id, earned.points, earned.cashback, settings.currency,
                 release_at[Asset.POINTS] if earned.points else None,
                 release_at[Asset.CASHBACK] if earned.cashback else None),
-            metadata={"amount": cmd.amount, "points_per_unit": settings.points_per_unit,
-                      "unit_amount": settings.unit_amount, "cashback_rate_bps": settings.cashback_rate_bps},
+            metadata={"amount": cmd.amount, **earn_rates(settings)},
         )
         transaction_id = uow.ledger.post(program_id, draft, ctx, now, customer).id
 
@@ -111,18 +112,17 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         amount=cmd.amount, currency=cmd.currency, tax=cmd.tax, shipping=cmd.shipping, channel=cmd.channel,
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
         points_earned=earned.points, cashback_earned=earned.cashback, occurred_at=occurred_at, recorded_at=now,
+        earn_rates=earn_rates(settings),
     )
     for asset, amount in amounts.items():
         if amount > 0 and release_at[asset]:
             uow.releases.add(program_id=program_id, customer_pk=customer.pk, purchase_id=purchase_pk,
                              asset=asset.value, amount=amount, release_at=release_at[asset])
     if earned.points > 0:
-        uow.lots.add(
-            program_id=program_id, customer_pk=customer.pk, transaction_id=transaction_id, source="purchase",
-            amount=earned.points, remaining=earned.points,
-            value_at_issue=earned.points * settings.redeem_minor_units // settings.redeem_points,
-            issued_at=now, available_at=release_at[Asset.POINTS] or now, expires_at=None,
-        )
+        pending = release_at[Asset.POINTS] is not None
+        credit_lot(uow, settings, customer, earned.points, transaction_id, "purchase", now,
+                   available_at=release_at[Asset.POINTS] or now,
+                   available_before=None if pending else points_available_before)
 
     def status(asset: Asset) -> str | None:
         if amounts[asset] == 0:
@@ -139,6 +139,12 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
         channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping,
     )
+
+
+def earn_rates(settings) -> dict[str, int]:  # noqa: ANN001
+    """The rates an accrual used; a refund recomputes what the order keeps with these, not today's."""
+    return {"points_per_unit": settings.points_per_unit, "unit_amount": settings.unit_amount,
+            "cashback_rate_bps": settings.cashback_rate_bps}
 
 
 def _line_dict(line: PurchaseLine) -> dict:

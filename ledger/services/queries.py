@@ -14,15 +14,20 @@ from .ports import UnitOfWork
 
 def balances_of(uow: UnitOfWork, currency: str, customer: Customer, now: datetime,
                 include_due: bool = True) -> Balances:
-    """Cached balances, with pending value whose window has passed shown as available even before
-    the release job or the customer's next write books it (`include_due=False` after a write,
-    which has released it already)."""
+    """Cached balances, with pending value whose window has passed, and holds that have lapsed, shown
+    as available even before the job or the customer's next write books them (`include_due=False`
+    after a write, which has booked them already)."""
     by_path = dict(uow.ledger.customer_balances(customer))
-    for row in uow.releases.due(now=now, customer_pk=customer.pk) if include_due else ():
-        pending = customer.account(row["asset"], Bucket.PENDING)
-        available = customer.account(row["asset"], Bucket.AVAILABLE)
-        by_path[pending] = by_path.get(pending, 0) - row["amount"]
-        by_path[available] = by_path.get(available, 0) + row["amount"]
+
+    def move(asset: str, source: Bucket, target: Bucket, amount: int) -> None:
+        by_path[customer.account(asset, source)] -= amount
+        by_path[customer.account(asset, target)] += amount
+
+    if include_due:
+        for row in uow.releases.due(now=now, customer_pk=customer.pk):
+            move(row["asset"], Bucket.PENDING, Bucket.AVAILABLE, row["amount"] - row["reversed_amount"])
+        for row in uow.redemptions.expired_holds(customer.pk, now):
+            move(row["asset"], Bucket.RESERVED, Bucket.AVAILABLE, row["amount"])
     return Balances.from_accounts(currency, customer.customer_id, by_path)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Callable
 
 from ..clock import Clock
 from ..domain import describe
@@ -14,7 +15,9 @@ from ..domain.accounts import Bucket
 from ..domain.customers import Customer
 from ..domain.programs import Program
 from ..domain.transactions import Reference, TransactionDraft, transfer
+from .lots import available_points, consume_lots
 from .ports import BookingContext, UnitOfWork
+from .writes import transact
 
 
 def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, customer: Customer,
@@ -29,9 +32,11 @@ def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, c
         amounts = defaultdict(int)
         postings = []
         for row in rows:
-            amounts[row["asset"]] += row["amount"]
+            amount = row["amount"] - row["reversed_amount"]
+            amounts[row["asset"]] += amount
             postings += transfer(row["asset"], customer.account(row["asset"], Bucket.PENDING),
-                                 customer.account(row["asset"], Bucket.AVAILABLE), row["amount"])
+                                 customer.account(row["asset"], Bucket.AVAILABLE), amount)
+        available_before = available_points(uow, customer)
         draft = TransactionDraft(
             type="release",
             reference=Reference("order", order_id),
@@ -43,24 +48,46 @@ def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, c
         posted = uow.ledger.post(program.id, draft, BookingContext(actor=ctx.actor, request_id=ctx.request_id),
                                  now, customer)
         uow.releases.mark_released([row["id"] for row in rows], posted.id)
+        if amounts["points"] and available_before < 0:
+            # Released points land in a negative available balance: they repay that debt first.
+            consume_lots(uow, customer, min(amounts["points"], -available_before), posted.id, now,
+                         prefer_transactions=uow.purchases.transaction_ids_of(rows[0]["purchase_id"]))
     return len(by_purchase)
 
 
 def run_release_job(uow_factory, clock: Clock, batch: int = 200) -> int:  # noqa: ANN001
-    """Release everything due across all programs, one customer per database transaction."""
+    """Release everything due across all programs; returns the number of release transactions."""
+    return run_jobs(uow_factory, clock, batch, getattr(uow_factory, "is_retryable", None))["releases"]
+
+
+def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
+             is_retryable: Callable[[BaseException], bool] | None = None) -> dict[str, int]:
+    """Release due pending value and expire lapsed holds, one customer per database transaction.
+
+    Idempotent and safe to run in several processes at once: each customer is re-read under its
+    lock, so a second run (or a concurrent one) finds nothing left to book."""
+    from .redemptions import expire_holds_for_customer
+
     now = clock.now()
-    released = 0
-    ctx = BookingContext(actor="job:release")
+    done = {"releases": 0, "expired_holds": 0}
+    ctx = BookingContext(actor="job:run")
     seen: set[int] = set()
     while True:
         with uow_factory(write=False) as uow:
-            customers = [pk for pk in uow.releases.due_customers(now=now, limit=batch) if pk not in seen]
+            due = set(uow.releases.due_customers(now=now, limit=batch))
+            due |= set(uow.redemptions.customers_with_expired_holds(now=now, limit=batch))
+        customers = sorted(due - seen)
         if not customers:
-            return released
+            return done
         for customer_pk in customers:
             seen.add(customer_pk)
-            with uow_factory(write=True) as uow:
+
+            def upkeep(uow: UnitOfWork, customer_pk: int = customer_pk) -> tuple[int, int]:
                 customer = uow.customers.lock_by_pk(customer_pk)
                 program = uow.programs.get(customer.program_id)
-                released += release_due_for_customer(uow, now, program, customer, ctx)
-                uow.commit()
+                return (release_due_for_customer(uow, now, program, customer, ctx),
+                        expire_holds_for_customer(uow, now, program, customer, ctx))
+
+            releases, expired = transact(uow_factory, upkeep, is_retryable or (lambda exc: False))
+            done["releases"] += releases
+            done["expired_holds"] += expired

@@ -29,6 +29,8 @@ class WriteRequest:
     fingerprint: str
     idempotency_key: str | None = None
     natural_key: tuple[str, str] | None = None  # (kind, id), e.g. ("order", "A-1001")
+    # What a natural key already claimed by another request means; default: 409 duplicate_{kind}.
+    on_conflict: Callable[[str, str], Exception] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
                 kind, key = request.natural_key
                 claim = uow.idempotency.claim(request.program_id, kind, key, request.fingerprint, now)
                 if isinstance(claim, IdempotencyClaim):
-                    return _replay(claim, request.fingerprint, DuplicateNaturalKey(kind, key))
+                    conflict = (request.on_conflict or DuplicateNaturalKey)(kind, key)
+                    return _replay(claim, request.fingerprint, conflict)
                 natural_record = claim
             answer = render(action(uow))
             if natural_record is not None:

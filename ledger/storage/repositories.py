@@ -16,8 +16,8 @@ from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer
 from .tables import (
-    AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, PendingReleaseRow, PointsLotRow,
-    ProgramChangeRow, ProgramRow, PurchaseRow, TransactionRow,
+    AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, LotConsumptionRow, PendingReleaseRow, PointsLotRow,
+    ProgramChangeRow, ProgramRow, PurchaseRow, RedemptionEventRow, RedemptionRow, RefundRow, TransactionRow,
 )
 
 PROGRAMS = ProgramRow.__table__
@@ -31,6 +31,10 @@ PURCHASES = PurchaseRow.__table__
 LOTS = PointsLotRow.__table__
 RELEASES = PendingReleaseRow.__table__
 IDEMPOTENCY = IdempotencyRow.__table__
+LOT_CONSUMPTIONS = LotConsumptionRow.__table__
+REDEMPTIONS = RedemptionRow.__table__
+REDEMPTION_EVENTS = RedemptionEventRow.__table__
+REFUNDS = RefundRow.__table__
 
 
 def _insert_ignore(session: Session, table: Any):  # noqa: ANN202
@@ -307,6 +311,13 @@ class SqlPurchases:
     def add(self, **fields: Any) -> int:
         return self.s.execute(insert(PURCHASES).values(**fields).returning(PURCHASES.c.id)).scalar_one()
 
+    def by_pk(self, purchase_pk: int) -> dict[str, Any]:
+        return dict(self.s.execute(select(PURCHASES).where(PURCHASES.c.id == purchase_pk)).mappings().one())
+
+    def transaction_ids_of(self, purchase_pk: int) -> list[str]:
+        tx = self.s.execute(select(PURCHASES.c.transaction_id).where(PURCHASES.c.id == purchase_pk)).scalar_one()
+        return [tx] if tx else []
+
     def order_id_of(self, purchase_pk: int) -> str:
         return self.s.execute(select(PURCHASES.c.order_id).where(PURCHASES.c.id == purchase_pk)).scalar_one()
 
@@ -325,6 +336,29 @@ class SqlLots:
     def add(self, **fields: Any) -> int:
         return self.s.execute(insert(LOTS).values(**fields).returning(LOTS.c.id)).scalar_one()
 
+    def open_lots(self, customer_pk: int) -> list[dict[str, Any]]:
+        """Lots with points left, in spending order: soonest expiry first, no expiry last, ties oldest first."""
+        q = (select(LOTS.c.id, LOTS.c.remaining, LOTS.c.expires_at, LOTS.c.transaction_id, LOTS.c.issued_at)
+             .where(LOTS.c.customer_pk == customer_pk, LOTS.c.remaining > 0)
+             .order_by(LOTS.c.expires_at.is_(None), LOTS.c.expires_at, LOTS.c.id))
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def consume(self, consumptions: Sequence[tuple[int, int]], transaction_id: str) -> None:
+        """Record that `transaction_id` took `amount` from each lot, and lower its remaining."""
+        if not consumptions:
+            return
+        self.s.execute(insert(LOT_CONSUMPTIONS), [
+            {"lot_id": lot_id, "transaction_id": transaction_id, "amount": amount} for lot_id, amount in consumptions])
+        self.s.execute(
+            update(LOTS).where(LOTS.c.id == _param("lot")).values(remaining=LOTS.c.remaining - _param("taken")),
+            [{"lot": lot_id, "taken": amount} for lot_id, amount in consumptions])
+
+    def consumed_by(self, transaction_ids: Sequence[str]) -> list[dict[str, Any]]:
+        q = (select(LOT_CONSUMPTIONS.c.lot_id, LOT_CONSUMPTIONS.c.amount, LOTS.c.expires_at)
+             .join_from(LOT_CONSUMPTIONS, LOTS, LOTS.c.id == LOT_CONSUMPTIONS.c.lot_id)
+             .where(LOT_CONSUMPTIONS.c.transaction_id.in_(list(transaction_ids))))
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
 
 class SqlReleases:
     def __init__(self, session: Session) -> None:
@@ -334,10 +368,10 @@ class SqlReleases:
         return self.s.execute(insert(RELEASES).values(**fields).returning(RELEASES.c.id)).scalar_one()
 
     def due(self, *, now: datetime, customer_pk: int | None = None, program_id: str | None = None,
-            limit: int = 500) -> list[dict[str, Any]]:
+            limit: int | None = None) -> list[dict[str, Any]]:
         r = RELEASES.c
         q = (select(RELEASES)
-             .where(r.released_transaction_id.is_(None), r.release_at <= now)
+             .where(r.released_transaction_id.is_(None), r.release_at <= now, r.amount > r.reversed_amount)
              .order_by(r.release_at, r.id).limit(limit))
         if customer_pk is not None:
             q = q.where(r.customer_pk == customer_pk)
@@ -347,7 +381,8 @@ class SqlReleases:
 
     def due_customers(self, *, now: datetime, limit: int = 200) -> list[int]:
         r = RELEASES.c
-        q = (select(r.customer_pk).where(r.released_transaction_id.is_(None), r.release_at <= now)
+        q = (select(r.customer_pk).where(r.released_transaction_id.is_(None), r.release_at <= now,
+                                         r.amount > r.reversed_amount)
              .group_by(r.customer_pk).order_by(r.customer_pk).limit(limit))
         return list(self.s.execute(q).scalars())
 
@@ -355,6 +390,16 @@ class SqlReleases:
         self.s.execute(update(RELEASES).where(
             and_(RELEASES.c.id.in_(list(release_ids)), RELEASES.c.released_transaction_id.is_(None)))
             .values(released_transaction_id=transaction_id))
+
+    def unreleased_for_purchase(self, purchase_pk: int) -> list[dict[str, Any]]:
+        q = select(RELEASES).where(RELEASES.c.purchase_id == purchase_pk, RELEASES.c.released_transaction_id.is_(None),
+                                   RELEASES.c.amount > RELEASES.c.reversed_amount)
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def reverse(self, release_pk: int, amount: int) -> None:
+        """A refund reversed `amount` of this pending value: it will not be released."""
+        self.s.execute(update(RELEASES).where(RELEASES.c.id == release_pk)
+                       .values(reversed_amount=RELEASES.c.reversed_amount + amount))
 
     def pending_total(self, customer_pk: int) -> int:
         return self.s.execute(select(func.coalesce(func.sum(RELEASES.c.amount), 0)).where(
@@ -433,7 +478,79 @@ class SqlAudit:
         q = select(inner).where(inner.c.balance_after != inner.c.running).order_by(inner.c.seq).limit(limit)
         return [dict(r) for r in self.s.execute(q).mappings()]
 
+    def lot_mismatches(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Customers whose open points lots do not add up to pending + reserved + max(available, 0)."""
+        from sqlalchemy import case
+
+        a = ACCOUNTS.c
+        held = func.sum(case(
+            (a.path.like("%/points/available"), case((a.balance > 0, a.balance), else_=0)),
+            (a.path.like("%/points/pending"), a.balance),
+            (a.path.like("%/points/reserved"), a.balance),
+            else_=0)).label("points")
+        holdings = select(a.customer_pk, held).where(a.customer_pk.is_not(None)).group_by(a.customer_pk).subquery()
+        lots = (select(LOTS.c.customer_pk, func.sum(LOTS.c.remaining).label("remaining"))
+                .group_by(LOTS.c.customer_pk).subquery())
+        q = (select(holdings.c.customer_pk, holdings.c.points, func.coalesce(lots.c.remaining, 0).label("lots"))
+             .join_from(holdings, lots, lots.c.customer_pk == holdings.c.customer_pk, isouter=True)
+             .where(holdings.c.points != func.coalesce(lots.c.remaining, 0)).limit(limit))
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
     def transactions_without_entries(self, limit: int = 20) -> list[str]:
         t, e = TRANSACTIONS.c, ENTRIES.c
         q = select(t.id).where(~select(e.seq).where(e.transaction_id == t.id).exists()).limit(limit)
         return list(self.s.execute(q).scalars())
+
+
+class SqlRedemptions:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, **fields: Any) -> int:
+        return self.s.execute(insert(REDEMPTIONS).values(**fields).returning(REDEMPTIONS.c.id)).scalar_one()
+
+    def get(self, program_id: str, redemption_id: str) -> dict[str, Any] | None:
+        row = self.s.execute(
+            select(REDEMPTIONS, CUSTOMERS.c.customer_id)
+            .join_from(REDEMPTIONS, CUSTOMERS, CUSTOMERS.c.pk == REDEMPTIONS.c.customer_pk)
+            .where(REDEMPTIONS.c.program_id == program_id, REDEMPTIONS.c.redemption_id == redemption_id)
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def update(self, redemption_pk: int, **changes: Any) -> None:
+        self.s.execute(update(REDEMPTIONS).where(REDEMPTIONS.c.id == redemption_pk).values(**changes))
+
+    def add_event(self, **fields: Any) -> None:
+        self.s.execute(insert(REDEMPTION_EVENTS).values(**fields))
+
+    def events(self, redemption_pk: int) -> list[dict[str, Any]]:
+        q = select(REDEMPTION_EVENTS).where(REDEMPTION_EVENTS.c.redemption_pk == redemption_pk) \
+            .order_by(REDEMPTION_EVENTS.c.id)
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def expired_holds(self, customer_pk: int, now: datetime) -> list[dict[str, Any]]:
+        q = select(REDEMPTIONS).where(REDEMPTIONS.c.customer_pk == customer_pk, REDEMPTIONS.c.status == "held",
+                                      REDEMPTIONS.c.expires_at <= now).order_by(REDEMPTIONS.c.id)
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+    def customers_with_expired_holds(self, now: datetime, limit: int = 200) -> list[int]:
+        q = (select(REDEMPTIONS.c.customer_pk).where(REDEMPTIONS.c.status == "held", REDEMPTIONS.c.expires_at <= now)
+             .group_by(REDEMPTIONS.c.customer_pk).order_by(REDEMPTIONS.c.customer_pk).limit(limit))
+        return list(self.s.execute(q).scalars())
+
+    def captured_for_order(self, program_id: str, order_id: str) -> list[dict[str, Any]]:
+        q = select(REDEMPTIONS).where(REDEMPTIONS.c.program_id == program_id, REDEMPTIONS.c.order_id == order_id,
+                                      REDEMPTIONS.c.status == "captured", REDEMPTIONS.c.captured_amount > 0)
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
+
+class SqlRefunds:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, **fields: Any) -> int:
+        return self.s.execute(insert(REFUNDS).values(**fields).returning(REFUNDS.c.id)).scalar_one()
+
+    def for_purchase(self, purchase_pk: int) -> list[dict[str, Any]]:
+        q = select(REFUNDS).where(REFUNDS.c.purchase_id == purchase_pk).order_by(REFUNDS.c.id)
+        return [dict(r) for r in self.s.execute(q).mappings()]

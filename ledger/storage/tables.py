@@ -163,6 +163,7 @@ class PurchaseRow(SQLModel, table=True):
     cashback_earned: int = _bigint()
     occurred_at: datetime = _instant()
     recorded_at: datetime = _instant()
+    earn_rates: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class PointsLotRow(SQLModel, table=True):
@@ -209,6 +210,71 @@ class PendingReleaseRow(SQLModel, table=True):
     amount: int = _bigint()
     release_at: datetime = _instant()
     released_transaction_id: Optional[str] = _str(40, nullable=True)
+    reversed_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class RedemptionRow(SQLModel, table=True):
+    """A checkout redemption: a hold of points or cashback, then captured, voided or expired."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("program_id", "redemption_id", name="uq_redemptions_program_redemption"),
+        Index("ix_redemptions_customer_status_expiry", "customer_pk", "status", "expires_at"),
+        Index("ix_redemptions_status_expiry", "status", "expires_at"),
+        Index("ix_redemptions_program_order", "program_id", "order_id"),
+    )
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    redemption_id: str = _str(128)
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    asset: str = _str(10)
+    amount: int = _bigint()
+    value: int = _bigint()
+    captured_amount: Optional[int] = _bigint(nullable=True)
+    order_id: Optional[str] = _str(128, nullable=True)
+    order_amount: Optional[int] = _bigint(nullable=True)
+    status: str = _str(20)
+    expires_at: datetime = _instant()
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+    hold_transaction_id: str = _str(40)
+    settle_transaction_id: Optional[str] = _str(40, nullable=True)
+
+
+class RedemptionEventRow(SQLModel, table=True):
+    """What happened to a redemption, in order. Append-only."""
+
+    __tablename__ = "redemption_events"
+    id: Optional[int] = _pk()
+    redemption_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("redemptions.id"), nullable=False, index=True))
+    kind: str = _str(20)
+    at: datetime = _instant()
+    amount: Optional[int] = _bigint(nullable=True)
+    expires_at: Optional[datetime] = _instant(nullable=True)
+    transaction_id: Optional[str] = _str(40, nullable=True)
+    actor: str = _str(80)
+
+
+class RefundRow(SQLModel, table=True):
+    """A refund of (part of) a purchase and what it reversed and restored. Append-only."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("program_id", "refund_id", name="uq_refunds_program_refund"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    refund_id: str = _str(128)
+    purchase_id: int = Field(sa_column=Column(BigInteger, ForeignKey("purchases.id"), nullable=False, index=True))
+    amount: int = _bigint()
+    lines: Optional[list] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    points_reversed: int = _bigint()
+    cashback_reversed: int = _bigint()
+    points_restored: int = _bigint()
+    cashback_restored: int = _bigint()
+    points_uncollected: int = _bigint()
+    cashback_uncollected: int = _bigint()
+    transaction_id: Optional[str] = _str(40, nullable=True)
+    occurred_at: datetime = _instant()
+    recorded_at: datetime = _instant()
 
 
 class IdempotencyRow(SQLModel, table=True):

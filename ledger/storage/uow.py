@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from .engine import Engines
 from .repositories import (
-    SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlReleases,
+    SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlRedemptions,
+    SqlRefunds, SqlReleases,
 )
 
 
@@ -34,6 +35,8 @@ class SqlUnitOfWork:
         self.releases = SqlReleases(s)
         self.idempotency = SqlIdempotency(s)
         self.audit = SqlAudit(s)
+        self.redemptions = SqlRedemptions(s)
+        self.refunds = SqlRefunds(s)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -42,6 +42,14 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, ...]]] = [
     ("POST", "/v1/purchases", ("storefront",)),
     ("GET", "/v1/purchases/<order_id>", ALL),
     ("GET", "/v1/ledger/entries", ("admin", "finance")),
+    # purchases, refunds, redemptions, quote -> storefront; reads of redemptions -> all four
+    ("POST", "/v1/purchases/<order_id>/refunds", ("storefront",)),
+    ("POST", "/v1/redemptions", ("storefront",)),
+    ("GET", "/v1/redemptions/<redemption_id>", ALL),
+    ("POST", "/v1/redemptions/<redemption_id>/capture", ("storefront",)),
+    ("POST", "/v1/redemptions/<redemption_id>/void", ("storefront",)),
+    ("POST", "/v1/redemptions/<redemption_id>/extend", ("storefront",)),
+    ("POST", "/v1/checkout/quote", ("storefront",)),
 ]
 
 # A well-formed request per route, so an allowed role gets past validation too.
@@ -51,10 +59,17 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/api-keys"): {"role": "app", "name": "kiosk"},
     ("PUT", "/v1/customers/<customer_id>"): {"email": "ana@example.com"},
     ("POST", "/v1/purchases"): {"order_id": "R-1", "customer_id": "c-1", "amount": 1_000, "currency": "EUR"},
+    ("POST", "/v1/purchases/<order_id>/refunds"): {"refund_id": "F-1", "amount": 100},
+    ("POST", "/v1/redemptions"): {"redemption_id": "H-2", "customer_id": "c-1", "asset": "points", "amount": 10},
+    ("POST", "/v1/redemptions/<redemption_id>/capture"): {"amount": 5},
+    ("POST", "/v1/redemptions/<redemption_id>/void"): {},
+    ("POST", "/v1/redemptions/<redemption_id>/extend"): {"ttl_seconds": 60},
+    ("POST", "/v1/checkout/quote"): {"customer_id": "c-1", "amount": 1_000},
 }
 
 TABLES = ("programs", "program_changes", "api_keys", "customers", "accounts", "transactions", "entries",
-          "purchases", "points_lots", "lot_consumptions", "pending_releases", "idempotency_records")
+          "purchases", "points_lots", "lot_consumptions", "pending_releases", "idempotency_records",
+          "redemptions", "redemption_events", "refunds")
 
 
 def row_counts(app: Any) -> dict[str, int]:
@@ -86,18 +101,23 @@ def world(client, program, enrol, buy):
     assert buy(program, "P-1", "c-1", 5_000).status_code == 201
     spare = client.post("/v1/api-keys", json={"role": "app", "name": "spare"}, headers=program.headers("admin"))
     assert spare.status_code == 201
-    return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1"}
+    held = client.post("/v1/redemptions", json={"redemption_id": "H-1", "customer_id": "c-1", "asset": "points",
+                                                "amount": 10}, headers=program.headers("storefront"))
+    assert held.status_code == 201, held.get_data(as_text=True)
+    return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1",
+            "redemption_id": "H-1"}
 
 
 @pytest.fixture
 def bare(program):
     """Just a program: enough where the answer must not depend on what the path names (401, 403)."""
-    return {"program": program, "key_id": "key_0000000000000000000000", "customer_id": "c-1", "order_id": "P-1"}
+    return {"program": program, "key_id": "key_0000000000000000000000", "customer_id": "c-1", "order_id": "P-1",
+            "redemption_id": "H-1"}
 
 
 def concrete(rule: str, world: dict) -> str:
     return (rule.replace("<key_id>", world["key_id"]).replace("<customer_id>", world["customer_id"])
-            .replace("<order_id>", world["order_id"]))
+            .replace("<order_id>", world["order_id"]).replace("<redemption_id>", world["redemption_id"]))
 
 
 def call(client: Any, method: str, rule: str, world: dict, headers: dict[str, str], body: Any = None) -> Any:

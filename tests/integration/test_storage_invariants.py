@@ -21,7 +21,7 @@ BACKEND = os.environ.get("LEDGER_TEST_BACKEND", "sqlite")
 ON_PG = BACKEND == "postgresql"
 pg_only = pytest.mark.skipif(not ON_PG, reason="PostgreSQL-only invariant (deferred constraint triggers, TRUNCATE)")
 
-APPEND_ONLY_TABLES = ("entries", "transactions", "lot_consumptions", "program_changes")
+APPEND_ONLY_TABLES = ("entries", "transactions", "lot_consumptions", "program_changes", "redemption_events", "refunds")
 T_RAW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
@@ -183,7 +183,8 @@ def test_program_changes_are_append_only(client, program, raw: Engine) -> None:
 
 @pg_only
 @pytest.mark.parametrize("statement", ["TRUNCATE entries", "TRUNCATE transactions CASCADE",
-                                       "TRUNCATE lot_consumptions", "TRUNCATE program_changes"])
+                                       "TRUNCATE lot_consumptions", "TRUNCATE program_changes",
+                                       "TRUNCATE redemption_events", "TRUNCATE refunds"])
 def test_truncate_is_refused(purchased, raw: Engine, statement: str) -> None:
     before = snapshot(raw)
     with pytest.raises(DBAPIError) as refused:

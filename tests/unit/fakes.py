@@ -39,8 +39,10 @@ class State:
     entries: list[dict[str, Any]] = field(default_factory=list)
     purchases: dict[int, dict[str, Any]] = field(default_factory=dict)
     lots: dict[int, dict[str, Any]] = field(default_factory=dict)
+    lot_consumptions: list[dict[str, Any]] = field(default_factory=list)
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[int, dict[str, Any]] = field(default_factory=dict)
+    redemptions: dict[int, dict[str, Any]] = field(default_factory=dict)  # none are created by these use cases
 
     def new_pk(self) -> int:
         pk = self.next_id
@@ -241,6 +243,10 @@ class FakePurchases(_Repo):
     def order_id_of(self, purchase_pk: int) -> str:
         return self._s.purchases[purchase_pk]["order_id"]
 
+    def transaction_ids_of(self, purchase_pk: int) -> list[str]:
+        tx = self._s.purchases[purchase_pk]["transaction_id"]
+        return [tx] if tx else []
+
 
 class FakeLots(_Repo):
     def add(self, **fields: Any) -> int:
@@ -248,20 +254,32 @@ class FakeLots(_Repo):
         self._s.lots[pk] = {"id": pk, **fields}
         return pk
 
+    def open_lots(self, customer_pk: int) -> list[dict[str, Any]]:
+        """Lots with points left: soonest expiry first, no expiry last, ties oldest first."""
+        lots = [lot for lot in self._s.lots.values() if lot["customer_pk"] == customer_pk and lot["remaining"] > 0]
+        lots.sort(key=lambda lot: (lot["expires_at"] is None, lot["expires_at"] or "", lot["id"]))
+        return [dict(lot) for lot in lots]
+
+    def consume(self, consumptions: Sequence[tuple[int, int]], transaction_id: str) -> None:
+        for lot_id, amount in consumptions:
+            self._s.lot_consumptions.append({"lot_id": lot_id, "transaction_id": transaction_id, "amount": amount})
+            self._s.lots[lot_id]["remaining"] -= amount
+
 
 class FakeReleases(_Repo):
     def add(self, **fields: Any) -> int:
         pk = self._s.new_pk()
-        self._s.releases[pk] = {"id": pk, "released_transaction_id": None, **fields}
+        self._s.releases[pk] = {"id": pk, "released_transaction_id": None, "reversed_amount": 0, **fields}
         return pk
 
     def _due(self, now: datetime) -> list[dict[str, Any]]:
         return sorted((r for r in self._s.releases.values()
-                       if r["released_transaction_id"] is None and r["release_at"] <= now),
+                       if r["released_transaction_id"] is None and r["release_at"] <= now
+                       and r["amount"] > r["reversed_amount"]),
                       key=lambda r: (r["release_at"], r["id"]))
 
     def due(self, *, now: datetime, customer_pk: int | None = None, program_id: str | None = None,
-            limit: int = 500) -> list[dict[str, Any]]:
+            limit: int | None = None) -> list[dict[str, Any]]:
         rows = [dict(r) for r in self._due(now)
                 if (customer_pk is None or r["customer_pk"] == customer_pk)
                 and (program_id is None or r["program_id"] == program_id)]
@@ -293,6 +311,20 @@ class FakeIdempotency(_Repo):
         record["status"], record["body"] = answer.status, answer.body
 
 
+class FakeRedemptions(_Repo):
+    """Only what the purchase and release use cases read: lapsed holds (none unless a test adds one)."""
+
+    def _expired(self, now: datetime) -> list[dict[str, Any]]:
+        return sorted((r for r in self._s.redemptions.values() if r["status"] == "held" and r["expires_at"] <= now),
+                      key=lambda r: r["id"])
+
+    def expired_holds(self, customer_pk: int, now: datetime) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._expired(now) if r["customer_pk"] == customer_pk]
+
+    def customers_with_expired_holds(self, now: datetime, limit: int = 200) -> list[int]:
+        return sorted({r["customer_pk"] for r in self._expired(now)})[:limit]
+
+
 class FakeUnitOfWork:
     """Works on a private copy of the store's state; only `commit()` publishes it."""
 
@@ -309,6 +341,7 @@ class FakeUnitOfWork:
         self.lots = FakeLots(self)
         self.releases = FakeReleases(self)
         self.idempotency = FakeIdempotency(self)
+        self.redemptions = FakeRedemptions(self)
 
     def __enter__(self) -> "FakeUnitOfWork":
         self.state = copy.deepcopy(self.store.state)

@@ -488,3 +488,53 @@ def test_fake_unit_of_work_discards_uncommitted_work_and_restores_savepoints(uow
                 raise KeyError("undo c-2")
         uow.commit()
     assert sorted(c.customer_id for c in uows.state.customers.values()) == ["c-1"]
+
+
+# --- more purchase and query rules ---------------------------------------------------------------
+
+def test_purchase_command_refuses_a_future_time_and_lines_that_do_not_reconcile(clock):
+    from ledger.domain.earning import PurchaseLine
+    from ledger.domain.errors import LinesMismatch, ValidationFailed
+
+    ok = command(clock, occurred_at=clock.now() + purchases.FUTURE_TOLERANCE)
+    assert ok.occurred_at == T0 + timedelta(minutes=5)
+    with pytest.raises(ValidationFailed) as info:
+        command(clock, occurred_at=clock.now() + purchases.FUTURE_TOLERANCE + timedelta(seconds=1))
+    assert info.value.errors == [{"field": "occurred_at", "message": "must not be in the future"}]
+    with pytest.raises(LinesMismatch):
+        command(clock, amount=1_000, lines=(PurchaseLine("A", 1, 999),))
+    assert command(clock, amount=1_000, tax=1, lines=(PurchaseLine("A", 1, 999),)).lines is not None
+
+
+def test_activity_lists_signed_changes_newest_first(uows, clock):
+    pid = make_program(uows, clock, cashback_rate_bps=200).program.id
+    enrol(uows, clock, pid, "c-1")
+    buy(uows, clock, pid, order_id="A-1", amount=10_000)
+    clock.advance(days=30)
+    releases.run_release_job(uows, clock)
+    with uows() as uow:
+        items = queries.customer_activity(uow, pid, "c-1", None, 50)
+        older = queries.customer_activity(uow, pid, "c-1", items[0].seq, 50)
+    assert [i.type for i in items] == ["release", "purchase_accrual"]
+    release, accrual = items
+    assert asdict(accrual.points) == {"available": 100, "pending": 0, "reserved": 0}
+    assert asdict(accrual.cashback) == {"available": 0, "pending": 200, "reserved": 0}
+    assert asdict(release.points) == {"available": 0, "pending": 0, "reserved": 0}
+    assert asdict(release.cashback) == {"available": 200, "pending": -200, "reserved": 0}
+    assert release.reference == accrual.reference == {"kind": "order", "id": "A-1"}
+    assert accrual.description == "Earned 100 points and 2.00 EUR cashback (pending until 2026-12-26) on order A-1"
+    assert [i.transaction_id for i in older] == [accrual.transaction_id]
+
+
+def test_balances_show_every_due_release_as_available_however_many(uows, clock):
+    """More due releases than one page of `releases.due` (500): all of them still show as available."""
+    pid = make_program(uows, clock, points_per_unit=0, cashback_rate_bps=10_000).program.id
+    enrol(uows, clock, pid, "c-1")
+    n = 501
+    with uows(write=True) as uow:
+        for i in range(n):
+            purchases.record_purchase(uow, clock, pid, command(clock, order_id=f"A-{i}", amount=1), CTX)
+        uow.commit()
+    assert asdict(balances(uows, clock, pid, "c-1").cashback) == {"available": 0, "pending": n, "reserved": 0}
+    clock.advance(days=30)
+    assert asdict(balances(uows, clock, pid, "c-1").cashback) == {"available": n, "pending": 0, "reserved": 0}

@@ -1,0 +1,199 @@
+"""Refunds that claw back exactly what was earned and return what paid for the order.
+
+After refunds totalling R of an order of amount A, the order keeps what A - R would earn at the
+rates recorded on its accrual, never more than it earned; each refund claws back the difference
+from what the order kept before, so refunding a whole order reverses exactly what it earned.
+Value still `pending` is reversed first. Points and cashback that paid for the order (captured
+redemptions carrying its order_id) come back: cumulatively floor(paid * R / A).
+What cannot be clawed back goes negative in `available` (allow_negative) or is written off.
+
+One refund books one transaction: every entry or none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..clock import Clock
+from ..domain import describe
+from ..domain.accounts import ASSETS, Asset, Bucket, house_account, purchase_source
+from ..domain.customers import Balances
+from ..domain.errors import LinesMismatch, OrderNotFound, RefundExceedsPurchase
+from ..domain.transactions import Posting, Reference, TransactionDraft
+from .lots import consume_lots, credit_lot
+from .ports import BookingContext, UnitOfWork
+from .queries import balances_of
+from .upkeep import prepare_customer_for_write
+
+
+@dataclass(frozen=True, slots=True)
+class RefundCommand:
+    order_id: str
+    refund_id: str
+    amount: int | None = None
+    lines: tuple[tuple[str, int], ...] | None = None  # (sku, quantity refunded)
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    refund_id: str
+    order_id: str
+    customer_id: str
+    transaction_id: str | None
+    amount: int
+    points_reversed: int
+    cashback_reversed: int
+    points_restored: int
+    cashback_restored: int
+    points_uncollected: int
+    cashback_uncollected: int
+    recorded_at: datetime
+    balances: Balances
+
+
+def kept_after(purchase: dict[str, Any], asset: str, remaining_amount: int) -> int:
+    """What the order keeps of `asset` once only `remaining_amount` of it is left, at its accrual's rates."""
+    rates = purchase["earn_rates"] or {}
+    if asset == Asset.POINTS:
+        earned = purchase["points_earned"]
+        would = remaining_amount * rates.get("points_per_unit", 0) // max(rates.get("unit_amount", 1), 1)
+    else:
+        earned = purchase["cashback_earned"]
+        would = remaining_amount * rates.get("cashback_rate_bps", 0) // 10_000
+    return min(earned, would)
+
+
+def _refund_amount(purchase: dict[str, Any], cmd: RefundCommand, previous: list[dict[str, Any]]) -> int:
+    refunded_before = sum(r["amount"] for r in previous)
+    if cmd.lines is None:
+        amount = cmd.amount if cmd.amount is not None else purchase["amount"] - refunded_before
+    else:
+        bought = {}
+        for line in purchase["lines"] or []:
+            quantity, net = bought.get(line["sku"], (0, 0))
+            bought[line["sku"]] = (quantity + line["quantity"],
+                                   net + line["quantity"] * line["unit_price"] - line.get("discount", 0))
+        returned: dict[str, int] = {}
+        for refund in previous:
+            for sku, quantity in refund["lines"] or []:
+                returned[sku] = returned.get(sku, 0) + quantity
+        amount = 0
+        for sku, quantity in cmd.lines:
+            if sku not in bought:
+                raise RefundExceedsPurchase(f"order {cmd.order_id} has no line with sku {sku!r}", sku=sku)
+            total_quantity, net = bought[sku]
+            returned[sku] = returned.get(sku, 0) + quantity
+            if returned[sku] > total_quantity:
+                raise RefundExceedsPurchase(
+                    f"{returned[sku]} of sku {sku!r} refunded in all, but only {total_quantity} were bought", sku=sku)
+            amount += quantity * net // total_quantity
+        if cmd.amount is not None and cmd.amount != amount:
+            raise LinesMismatch(f"the refunded lines come to {amount}, not the amount {cmd.amount}",
+                                expected=cmd.amount, actual=amount)
+    if amount <= 0 or refunded_before + amount > purchase["amount"]:
+        raise RefundExceedsPurchase(
+            f"order {cmd.order_id} was {purchase['amount']}; {refunded_before} already refunded, "
+            f"{purchase['amount'] - refunded_before} left", refundable=purchase["amount"] - refunded_before)
+    return amount
+
+
+def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCommand,
+                  ctx: BookingContext) -> RefundResult:
+    now = clock.now()
+    program = uow.programs.get(program_id)
+    settings = program.settings
+    purchase = uow.purchases.get(program_id, cmd.order_id)
+    if purchase is None:
+        raise OrderNotFound(f"no purchase with order_id {cmd.order_id!r}")
+    customer = uow.customers.lock_by_pk(purchase["customer_pk"])
+    prepare_customer_for_write(uow, now, program, customer, ctx)
+    previous = uow.refunds.for_purchase(purchase["id"])
+    amount = _refund_amount(purchase, cmd, previous)
+    refunded_before = sum(r["amount"] for r in previous)
+    balances = dict(uow.ledger.customer_balances(customer))
+
+    postings: list[Posting] = []
+    points_available_before_restore = balances[customer.account(Asset.POINTS, Bucket.AVAILABLE)]
+    # Paid value comes back first, so a clawback can take back from it before anything is written off.
+    restored: dict[str, int] = {}
+    paid: dict[str, int] = {asset: 0 for asset in ASSETS}
+    captures = uow.redemptions.captured_for_order(program_id, cmd.order_id)
+    for redemption in captures:
+        paid[redemption["asset"]] += redemption["captured_amount"]
+    for asset in ASSETS:
+        before = sum(r[f"{asset}_restored"] for r in previous)
+        after = paid[asset] * (refunded_before + amount) // purchase["amount"]
+        restored[asset] = after - before
+        if restored[asset] > 0:
+            postings.append(Posting(house_account(asset, "redeemed"), asset, -restored[asset]))
+            postings.append(Posting(customer.account(asset, Bucket.AVAILABLE), asset, restored[asset]))
+            balances[customer.account(asset, Bucket.AVAILABLE)] += restored[asset]
+
+    reversed_: dict[str, int] = {}
+    from_pending: dict[str, int] = {}
+    collected: dict[str, int] = {}
+    uncollected: dict[str, int] = {}
+    for asset in ASSETS:
+        to_reverse = (kept_after(purchase, asset, purchase["amount"] - refunded_before)
+                      - kept_after(purchase, asset, purchase["amount"] - refunded_before - amount))
+        reversed_[asset] = to_reverse
+        if to_reverse <= 0:
+            continue
+        pending_account, available_account = customer.account(asset, Bucket.PENDING), customer.account(asset, Bucket.AVAILABLE)
+        take_pending = 0
+        for release in uow.releases.unreleased_for_purchase(purchase["id"]):
+            if release["asset"] != asset:
+                continue
+            take = min(to_reverse - take_pending, release["amount"] - release["reversed_amount"])
+            if take > 0:
+                uow.releases.reverse(release["id"], take)
+                take_pending += take
+        rest = to_reverse - take_pending
+        collectible = min(rest, max(balances[available_account], 0))
+        short = rest - collectible
+        from_pending[asset], collected[asset], uncollected[asset] = take_pending, collectible, short
+        postings.append(Posting(purchase_source(asset), asset, to_reverse))
+        if take_pending:
+            postings.append(Posting(pending_account, asset, -take_pending))
+        available_debit = collectible + (short if settings.clawback_policy == "allow_negative" else 0)
+        if available_debit:
+            postings.append(Posting(available_account, asset, -available_debit))
+            balances[available_account] -= available_debit
+        if short and settings.clawback_policy == "write_off":
+            postings.append(Posting(house_account(asset, "written_off"), asset, -short))
+
+    transaction_id = None
+    if postings:
+        draft = TransactionDraft(
+            type="refund", reference=Reference("refund", cmd.refund_id), postings=tuple(postings),
+            occurred_at=cmd.occurred_at or now,
+            description=describe.refund(cmd.order_id, reversed_, restored, settings.currency),
+            metadata={"order_id": cmd.order_id, "amount": amount, "clawback_policy": settings.clawback_policy},
+        )
+        transaction_id = uow.ledger.post(program_id, draft, ctx, now, customer).id
+        if restored[Asset.POINTS] > 0:
+            spent = uow.lots.consumed_by([r["settle_transaction_id"] for r in captures if r["asset"] == Asset.POINTS])
+            expiries = [lot["expires_at"] for lot in spent]
+            expires_at = None if not expiries or None in expiries else max(expiries)
+            credit_lot(uow, settings, customer, restored[Asset.POINTS], transaction_id, "refund_restore", now,
+                       available_at=now, available_before=points_available_before_restore, expires_at=expires_at)
+        own_lot = [purchase["transaction_id"]] if purchase["transaction_id"] else []
+        consume_lots(uow, customer, from_pending.get(Asset.POINTS, 0) + collected.get(Asset.POINTS, 0),
+                     transaction_id, now, prefer_transactions=own_lot)
+
+    uow.refunds.add(
+        program_id=program_id, refund_id=cmd.refund_id, purchase_id=purchase["id"], amount=amount,
+        lines=[list(line) for line in cmd.lines] if cmd.lines is not None else None,
+        points_reversed=reversed_[Asset.POINTS], cashback_reversed=reversed_[Asset.CASHBACK],
+        points_restored=restored[Asset.POINTS], cashback_restored=restored[Asset.CASHBACK],
+        points_uncollected=uncollected.get(Asset.POINTS, 0), cashback_uncollected=uncollected.get(Asset.CASHBACK, 0),
+        transaction_id=transaction_id, occurred_at=cmd.occurred_at or now, recorded_at=now)
+    return RefundResult(
+        refund_id=cmd.refund_id, order_id=cmd.order_id, customer_id=customer.customer_id,
+        transaction_id=transaction_id, amount=amount,
+        points_reversed=reversed_[Asset.POINTS], cashback_reversed=reversed_[Asset.CASHBACK],
+        points_restored=restored[Asset.POINTS], cashback_restored=restored[Asset.CASHBACK],
+        points_uncollected=uncollected.get(Asset.POINTS, 0), cashback_uncollected=uncollected.get(Asset.CASHBACK, 0),
+        recorded_at=now, balances=balances_of(uow, settings.currency, customer, now, include_due=False))
