@@ -51,3 +51,9 @@ clean:
 # Regenerate the committed OpenAPI document from the marshmallow schemas.
 openapi: install
 	$(VENV)/bin/python -m api.openapi > openapi.yaml
+
+# Throughput and latency against pgbench and a bare Flask app, on a throwaway PostgreSQL.
+# BENCH_ARGS, e.g. "--duration 10 --soak 0" for a quick run (default: 20 s per scenario, 600 s soak).
+BENCH_ARGS ?=
+bench: install
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

@@ -233,10 +233,12 @@ def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema, status: in
     return answer_response(outcome.answer, outcome.replayed)
 
 
-def read(action: Callable[[Any], Any]) -> Any:
-    """A read in one database transaction; retried once the pool has dropped a dead connection."""
+def read(action: Callable[[Any], Any], single_statement: bool = False) -> Any:
+    """A read in one database transaction (or, for a one-statement read, none: no BEGIN/ROLLBACK
+    round trips); retried once the pool has dropped a dead connection."""
     ledger = current_app.extensions["ledger"]
-    return with_retries(lambda **kw: ledger.uow(write=False), action, ledger.uow.is_retryable)
+    return with_retries(lambda **kw: ledger.uow(write=False, autocommit=single_statement), action,
+                        ledger.uow.is_retryable)
 
 
 def write(action: Callable[[Any], Any]) -> Any:

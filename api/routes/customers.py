@@ -61,7 +61,7 @@ def get_customer(customer_id: str) -> Response:
 def get_balances(customer_id: str) -> Response:
     """Available, pending and reserved, per asset: points, and cashback in minor units."""
     now = current_app.extensions["ledger"].clock.now()
-    balances = read(lambda uow: queries.customer_balances(uow, now, program_id(), customer_id))
+    balances = read(lambda uow: queries.customer_balances(uow, now, program_id(), customer_id), single_statement=True)
     return json_response(BalancesSchema().dump(asdict(balances)))
 
 

@@ -57,6 +57,18 @@ class Problem(ma.Schema):
     request_id = fields.String()
     program_id = fields.String(metadata={"description": "On program_already_created"})
     key_id = fields.String(metadata={"description": "On api_key_already_created"})
+    # Extension members of the business-rule problems (LedgerError.extra in ledger/).
+    key = fields.String(metadata={"description": "On duplicate_*: the natural key already used"})
+    expected = fields.Integer(metadata={"description": "On lines_mismatch: the amount sent"})
+    actual = fields.Integer(metadata={"description": "On lines_mismatch: what the lines come to"})
+    sku = fields.String(metadata={"description": "On refund_exceeds_purchase, for a line"})
+    refundable = fields.Integer(metadata={"description": "On refund_exceeds_purchase: what is left to refund"})
+    available = fields.Integer(metadata={"description": "On insufficient_balance"})
+    min = fields.Integer(metadata={"description": "On below_min_redeem: the smallest points redemption"})
+    step = fields.Integer(metadata={"description": "On below_min_redeem: points redemptions are multiples of this"})
+    max_value = fields.Integer(metadata={"description": "On exceeds_max_redeem_share: minor units"})
+    held = fields.Integer(metadata={"description": "On capture_exceeds_hold"})
+    redemption_status = fields.String(metadata={"description": "On redemption_not_held"})
 
 
 class BucketBalances(ma.Schema):

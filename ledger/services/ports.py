@@ -91,6 +91,8 @@ class LedgerRepository(Protocol):
              customer: Customer | None) -> PostedTransaction:
         """Book a balanced draft: one transaction row, its entries, and the customer's cached balances."""
     def customer_balances(self, customer: Customer) -> dict[str, int]: ...
+    def balance_view(self, program_id: str, customer_id: str, now: datetime) -> tuple[str, dict[str, int]] | None:
+        """(currency, balances by path) as the customer sees them now: due releases and lapsed holds as available."""
     def entries(self, program_id: str, after_seq: int | None, limit: int) -> list[BookedEntry]: ...
     def customer_activity(self, customer: Customer, before_seq: int | None, limit: int) -> list[dict[str, Any]]: ...
 
@@ -147,5 +149,6 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, write: bool = False) -> UnitOfWork: ...
+    def __call__(self, *, write: bool = False, autocommit: bool = False) -> UnitOfWork:
+        """`autocommit`: a read of one statement, with no transaction around it."""
     def is_retryable(self, exc: BaseException) -> bool: ...

@@ -261,6 +261,34 @@ class SqlLedger:
         )
         return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=entries)
 
+    def balance_view(self, program_id: str, customer_id: str, now: datetime) -> tuple[str, dict[str, int]] | None:
+        """(currency, balance by account path) as a customer sees them now, in one statement: the cached
+        rows, with pending value whose window has passed and lapsed holds counted as available."""
+        a, c, r, h = ACCOUNTS.c, CUSTOMERS.c, RELEASES.c, REDEMPTIONS.c
+        due = (select(func.coalesce(func.sum(r.amount - r.reversed_amount), 0))
+               .where(r.customer_pk == c.pk, r.asset == a.asset, r.released_transaction_id.is_(None),
+                      r.release_at <= now).scalar_subquery())
+        lapsed = (select(func.coalesce(func.sum(h.amount), 0))
+                  .where(h.customer_pk == c.pk, h.asset == a.asset, h.status == "held", h.expires_at <= now)
+                  .scalar_subquery())
+        q = (select(PROGRAMS.c.currency, a.path, a.asset, a.balance, due.label("due"), lapsed.label("lapsed"))
+             .select_from(CUSTOMERS.join(PROGRAMS, PROGRAMS.c.id == c.program_id)
+                          .join(ACCOUNTS, a.customer_pk == c.pk))
+             .where(c.program_id == program_id, c.customer_id == customer_id))
+        rows = self.s.execute(q).all()
+        if not rows:
+            return None
+        by_path = {row.path: row.balance for row in rows}
+        for row in rows:
+            bucket = row.path.rsplit("/", 1)[1]
+            if bucket == "pending":
+                by_path[row.path] -= row.due
+                by_path[row.path.rsplit("/", 1)[0] + "/available"] += row.due
+            elif bucket == "reserved":
+                by_path[row.path] -= row.lapsed
+                by_path[row.path.rsplit("/", 1)[0] + "/available"] += row.lapsed
+        return rows[0].currency, by_path
+
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
 

@@ -200,6 +200,17 @@ class FakeLedger(_Repo):
             booked.append(entry)
         return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=tuple(booked))
 
+    def balance_view(self, program_id: str, customer_id: str, now: datetime) -> tuple[str, dict[str, int]] | None:
+        from ledger.services.queries import balances_of
+
+        customer = self._uow.customers.get(program_id, customer_id)
+        if customer is None:
+            return None
+        currency = self._uow.programs.get(program_id).settings.currency
+        balances = balances_of(self._uow, currency, customer, now)
+        return currency, {customer.account(asset, bucket): getattr(getattr(balances, asset), bucket)
+                          for asset in ("points", "cashback") for bucket in ("available", "pending", "reserved")}
+
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: a["balance"] for (pid, path), a in self._s.accounts.items()
                 if pid == customer.program_id and a["customer_pk"] == customer.pk}
@@ -379,7 +390,7 @@ class FakeUnitOfWorkFactory:
     def __init__(self) -> None:
         self.store = FakeStore()
 
-    def __call__(self, *, write: bool = False) -> FakeUnitOfWork:
+    def __call__(self, *, write: bool = False, autocommit: bool = False) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.store, write=write)
 
     @staticmethod

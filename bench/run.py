@@ -1,0 +1,327 @@
+"""`make bench`: the service against the database's and the web stack's own limits, in one run.
+
+1. starts a throwaway PostgreSQL (scripts/pg-test-server.sh);
+2. baselines: pgbench's built-in TPC-B-like script, and a bare Flask app under the same gunicorn settings;
+3. the service under gunicorn (gunicorn.conf.py, production settings) and wrk scenarios: checkout accrual
+   with Zipf-distributed customers, balance reads, hold then capture, one hot customer, a mixed profile;
+4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries);
+5. a soak run (default 600 s) sampling worker memory;
+6. writes bench/results/<timestamp>.json and bench/results/latest.md, and prints the table.
+
+Options: --duration S (per scenario, default 20), --connections N (16), --customers N (2000),
+--workers N (gunicorn processes, default 4), --soak S (600; 0 skips it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+VENV_BIN = Path(sys.executable).parent
+PG_SCRIPT = ROOT / "scripts" / "pg-test-server.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True)
+    if candidates:
+        return candidates[0].parent
+    return Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
+
+
+def ensure_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk:
+        return wrk
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        if shutil.which("wrk") is None:
+            subprocess.run(["apt-get", "update"], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
+        return shutil.which("wrk")
+    raise SystemExit("bench needs wrk (apt-get install wrk)")
+
+
+def worker_pids(master: int) -> list[int]:
+    try:
+        out = subprocess.check_output(["ps", "-o", "pid=", "--ppid", str(master)], text=True)
+    except subprocess.CalledProcessError:
+        return []
+    return [int(p) for p in out.split()]
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class MemorySampler:
+    """Samples every gunicorn worker's RSS twice a second; keeps the peak and the per-sample totals."""
+
+    def __init__(self, master: int) -> None:
+        self.master, self.peak_kib, self.samples = master, 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sizes = [rss_kib(pid) for pid in worker_pids(self.master)]
+            if sizes:
+                self.peak_kib = max(self.peak_kib, max(sizes))
+                self.samples.append((time.monotonic(), max(sizes), sum(sizes)))
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Gunicorn:
+    def __init__(self, app: str, port: int, workers: int, env: dict[str, str]) -> None:
+        self.port = port
+        self.log = open(tempfile.mktemp(prefix="bench-gunicorn-", suffix=".log"), "w")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "--access-logfile", "/dev/null", app],
+            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        path = "/readyz" if "create_app()" in app and "bare" not in app else "/"
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn {app} did not start; log: {self.log.name}")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def run_wrk(wrk: str, script: str, url: str, seconds: int, connections: int, env: dict[str, str]) -> dict:
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "lua" / script), url],
+        capture_output=True, text=True, env={**os.environ, "BENCH_LUA": str(BENCH / "lua"), **env}, check=True)
+    match = re.search(r"WRK_JSON (\{.*\})", out.stdout)
+    if not match:
+        raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
+    return json.loads(match.group(1))
+
+
+def verify(env: dict[str, str]) -> dict:
+    out = subprocess.run([str(VENV_BIN / "ledger"), "verify"], capture_output=True, text=True,
+                         env={**os.environ, **env}, cwd=ROOT)
+    report = json.loads(out.stdout)
+    return {"ok": report["ok"], "entries": report["entries"]}
+
+
+def pgbench(bindir: Path, port: int, seconds: int, connections: int) -> dict:
+    common = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    subprocess.run([str(bindir / "createdb"), *common, "pgbench"], check=True)
+    subprocess.run([str(bindir / "pgbench"), *common, "-i", "-s", "10", "-q", "pgbench"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.run([str(bindir / "pgbench"), *common, "-c", str(connections), "-j", "2", "-T", str(seconds),
+                          "-b", "tpcb-like", "pgbench"], capture_output=True, text=True, check=True).stdout
+    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+    latency = float(re.search(r"latency average = ([0-9.]+) ms", out).group(1))
+    return {"tps": tps, "latency_avg_ms": latency}
+
+
+def seed(url: str, customers: int) -> dict[str, str]:
+    """A program and its customers, each with points to redeem, booked through the use cases."""
+    sys.path.insert(0, str(ROOT))
+    from ledger.cli import upgrade_database
+    from ledger.clock import SystemClock
+    from ledger.domain.programs import ProgramSettings
+    from ledger.services.customers import enrol_or_update
+    from ledger.services.ports import BookingContext
+    from ledger.services.programs import create_program
+    from ledger.services.purchases import PurchaseCommand, record_purchase
+    from ledger.services.writes import transact
+    from ledger.storage.engine import make_engines
+    from ledger.storage.uow import SqlUnitOfWorkFactory
+
+    upgrade_database(url)
+    engines = make_engines(url, pool_size=2)
+    uows, clock = SqlUnitOfWorkFactory(engines), SystemClock()
+    settings = ProgramSettings(name="Bench", currency="EUR", cashback_rate_bps=200)
+    created = transact(uows, lambda uow: create_program(uow, clock, settings))
+    program_id = created.program.id
+    ctx = BookingContext(actor="bench:seed")
+    ids = [f"c-{i}" for i in range(customers)] + ["c-hot"]
+    for start in range(0, len(ids), 500):
+        def batch(uow, chunk=ids[start:start + 500]):  # noqa: ANN001, ANN202
+            for customer_id in chunk:
+                enrol_or_update(uow, clock, program_id, customer_id, {})
+                record_purchase(uow, clock, program_id, PurchaseCommand(
+                    order_id=f"seed-{customer_id}", customer_id=customer_id, amount=1_000_000, currency="EUR",
+                    now=clock.now()), ctx)
+        transact(uows, batch)
+    engines.dispose()
+    return {role: issued.secret for role, issued in created.keys.items()}
+
+
+def markdown(result: dict) -> str:
+    base = result["baselines"]
+    lines = [
+        f"Benchmark {result['started_at']} on {result['machine']}",
+        "",
+        f"Baselines: pgbench TPC-B-like {base['pgbench']['tps']:.0f} TPS at {result['connections']} connections; "
+        f"bare Flask under the same gunicorn settings {base['bare_flask']['rps']:.0f} req/s.",
+        "",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | ratio | ledger verified |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in result["scenarios"].items():
+        errors = s["non_2xx"] + s["socket_errors"]
+        ratio = s.get("ratio_note", "")
+        lines.append(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['p99_ms']:.1f} | "
+                     f"{errors} ({100 * errors / max(s['requests'], 1):.2f}%) | {s['peak_worker_rss_mib']:.0f} | "
+                     f"{ratio} | {'yes' if s['verify']['ok'] else 'NO'} |")
+    lines += ["", "Targets:"]
+    for target in result["targets"]:
+        lines.append(f"- {target['name']}: {target['measured']} (target {target['target']}): "
+                     f"{'met' if target['met'] else 'NOT met'}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "4")))
+    parser.add_argument("--soak", type=int, default=600)
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    bindir = pg_bindir()
+    started = datetime.now(timezone.utc)
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    pg_port = free_port()
+    subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(pg_port)], check=True)
+    servers: list[Gunicorn] = []
+    try:
+        result: dict = {"started_at": started.isoformat(), "machine": f"{os.cpu_count()} cores",
+                        "connections": args.connections, "customers": args.customers, "workers": args.workers,
+                        "duration_s": args.duration, "baselines": {}, "scenarios": {}}
+        print(f"pgbench TPC-B-like, {args.connections} connections, {args.duration}s ...", flush=True)
+        result["baselines"]["pgbench"] = pgbench(bindir, pg_port, args.duration, args.connections)
+
+        print("bare Flask baseline ...", flush=True)
+        bare = Gunicorn("bench.bare_app:create_app()", free_port(), args.workers, {})
+        servers.append(bare)
+        run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", 3, args.connections, {})
+        result["baselines"]["bare_flask"] = run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", args.duration,
+                                                    args.connections, {})
+        bare.stop()
+        servers.remove(bare)
+
+        admin = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/postgres"
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
+                       check=True)
+        url = admin.rsplit("/", 1)[0] + "/ledger"
+        print(f"seeding {args.customers} customers ...", flush=True)
+        keys = seed(url, args.customers)
+        env = {"LEDGER_DATABASE_URL": url, "LEDGER_OPERATOR_TOKEN": "bench"}
+        service = Gunicorn("api:create_app()", free_port(), args.workers, env)
+        servers.append(service)
+        base_url = f"http://127.0.0.1:{service.port}"
+        wrk_env = {"KEY": keys["storefront"], "CUSTOMERS": str(args.customers)}
+
+        scenarios = [("purchase_accrual_zipf", "accrual_zipf.lua"), ("balance_reads", "balances.lua"),
+                     ("hold_then_capture", "hold_capture.lua"), ("hot_customer_purchases", "hot_customer.lua"),
+                     ("mixed_storefront_app", "mixed.lua")]
+        for name, script in scenarios:
+            print(f"scenario {name} ...", flush=True)
+            run_env = {**wrk_env, "RUN_ID": f"{name[:4]}w{int(time.time())}"}
+            run_wrk(wrk, script, base_url, 3, args.connections, run_env)
+            run_env["RUN_ID"] = f"{name[:4]}{int(time.time())}"
+            with MemorySampler(service.proc.pid) as memory:
+                stats = run_wrk(wrk, script, base_url, args.duration, args.connections, run_env)
+            stats["peak_worker_rss_mib"] = memory.peak_kib / 1024
+            stats["verify"] = verify(env)
+            result["scenarios"][name] = stats
+
+        pg_tps = result["baselines"]["pgbench"]["tps"]
+        bare_rps = result["baselines"]["bare_flask"]["rps"]
+        accrual = result["scenarios"]["purchase_accrual_zipf"]
+        reads = result["scenarios"]["balance_reads"]
+        accrual["ratio_note"] = f"{accrual['rps'] / pg_tps:.2f} x pgbench"
+        reads["ratio_note"] = f"{reads['rps'] / bare_rps:.2f} x bare Flask"
+        targets = [
+            {"name": "POST /v1/purchases throughput", "measured": f"{accrual['rps'] / pg_tps:.2f} x pgbench TPS",
+             "target": ">= 0.30 x", "met": accrual["rps"] >= 0.3 * pg_tps},
+            {"name": "POST /v1/purchases p99", "measured": f"{accrual['p99_ms']:.1f} ms", "target": "< 40 ms",
+             "met": accrual["p99_ms"] < 40},
+            {"name": "GET balances throughput", "measured": f"{reads['rps'] / bare_rps:.2f} x bare Flask",
+             "target": ">= 0.50 x", "met": reads["rps"] >= 0.5 * bare_rps},
+        ]
+        if args.soak > 0:
+            print(f"soak: mixed profile for {args.soak}s ...", flush=True)
+            with MemorySampler(service.proc.pid) as memory:
+                soak = run_wrk(wrk, "mixed.lua", base_url, args.soak, args.connections,
+                               {**wrk_env, "RUN_ID": f"soak{int(time.time())}"})
+            warm = [total for t, _peak, total in memory.samples if t - memory.samples[0][0] >= 60] or \
+                [total for _t, _peak, total in memory.samples]
+            first = sum(warm[:10]) / len(warm[:10])
+            last = sum(warm[-10:]) / len(warm[-10:])
+            growth = (last - first) / first * 100 if first else 0.0
+            soak.update({"workers_rss_first_mib": first / 1024, "workers_rss_last_mib": last / 1024,
+                         "growth_pct": growth, "peak_worker_rss_mib": memory.peak_kib / 1024, "verify": verify(env)})
+            result["soak"] = soak
+            targets.append({"name": f"worker memory over a {args.soak}s run",
+                            "measured": f"{growth:+.1f}% (after the first minute)", "target": "< 10% growth",
+                            "met": growth < 10})
+        result["targets"] = targets
+        out_dir = BENCH / "results"
+        out_dir.mkdir(exist_ok=True)
+        stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        (out_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2))
+        table = markdown(result)
+        (out_dir / "latest.md").write_text(table)
+        (out_dir / "latest.json").write_text(json.dumps(result, indent=2))
+        print(table)
+        return 0 if all(s["verify"]["ok"] for s in result["scenarios"].values()) else 1
+    finally:
+        for server in servers:
+            server.stop()
+        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
