@@ -202,7 +202,12 @@ class SqlLedger:
 
     def _load_customer_accounts(self, customer: Customer) -> dict[str, tuple[int, int]]:
         """path -> (account id, cached balance). Kept for the rest of this unit of work, where the
-        customer's lock (taken before any write) keeps it true; `post` updates it."""
+        customer's lock (taken before any write) keeps it true; `post` updates it.
+
+        Read in its own statement after the lock, never joined into the locking SELECT: under READ
+        COMMITTED a SELECT ... FOR UPDATE that waited re-reads only the rows it locks, so joined
+        account rows would come from the stale snapshot (tests/integration/test_concurrency.py
+        catches the lost updates that follows)."""
         accounts = self._customer_accounts.get(customer.pk)
         if accounts is None:
             rows = self.s.execute(select(ACCOUNTS.c.id, ACCOUNTS.c.path, ACCOUNTS.c.balance)
