@@ -17,7 +17,6 @@ Runs on whichever backend the suite runs on (LEDGER_TEST_BACKEND).
 """
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,23 +32,27 @@ ORDERS = tuple(f"o-{i}" for i in range(6))
 CURRENCIES = ("EUR", "JPY", "BHD")
 DEFAULTS = {"points_per_unit": 1, "cashback_rate_bps": 0, "cashback_hold_days": 30, "points_hold_days": 0}
 
-hold_days = st.sampled_from([0, 1, 7, 30])
+hold_days = st.sampled_from([0, 1, 7, 30])  # small, so that clock advances reach them
 amounts = st.one_of(st.integers(1, 10**9), st.sampled_from([1, 99, 100, 199, 200, 999, 1_000, 10_000]))
 points_per_unit = st.one_of(st.sampled_from([0, 1, 200]), st.integers(0, 10_000))
 unit_amount = st.one_of(st.sampled_from([1, 100, 1_000]), st.integers(1, 10**9))
 cashback_bps = st.one_of(st.sampled_from([0, 1, 200]), st.integers(0, 10_000))
 
-initial_settings = st.fixed_dictionaries({}, optional={
-    "points_per_unit": points_per_unit, "unit_amount": unit_amount, "cashback_rate_bps": cashback_bps,
-    "points_hold_days": hold_days, "cashback_hold_days": hold_days,
-})
-patches = st.fixed_dictionaries({}, optional={
+# Holds and cashback always set (so that pending value and releases are common); the earning
+# rate sometimes left to its defaults (1 point per major unit).
+initial_settings = st.fixed_dictionaries({
+    "cashback_rate_bps": cashback_bps, "points_hold_days": hold_days, "cashback_hold_days": hold_days,
+}, optional={"points_per_unit": points_per_unit, "unit_amount": unit_amount})
+_patch_values = {
     "points_per_unit": st.none() | points_per_unit,
     "unit_amount": st.none() | unit_amount,
     "cashback_rate_bps": st.none() | cashback_bps,
     "points_hold_days": st.none() | hold_days,
     "cashback_hold_days": st.none() | hold_days,
-}).filter(bool)
+}
+# A non-empty merge patch; null restores a setting's default.
+patches = st.sets(st.sampled_from(sorted(_patch_values)), min_size=1).flatmap(
+    lambda names: st.fixed_dictionaries({name: _patch_values[name] for name in sorted(names)}))
 
 
 @dataclass
@@ -84,8 +87,10 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
             self.enrolled: set[str] = set()
             self.orders: dict[str, dict] = {}  # order_id -> {"body", "data"} of the first, successful answer
             self.grants: list[Grant] = []
-            self.transactions: dict[str, list[tuple[str, str]]] = defaultdict(list)  # customer -> [(type, order)]
+            # customer -> batches of (type, order_id), oldest first; a batch holds the releases booked together
+            self.transactions: dict[str, list[frozenset[tuple[str, str]]]] = defaultdict(list)
             self.entry_count = 0
+            self.fresh_orders = 0
 
         # --- helpers ---------------------------------------------------------------------------
 
@@ -112,8 +117,9 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
             for order_id, grants in due.items():
                 for g in grants:
                     g.released = True
-                self.transactions[customer].append(("release", order_id))
                 self.entry_count += 2 * len(grants)
+            if due:  # one release per purchase; their order within one run is not part of the contract
+                self.transactions[customer].append(frozenset(("release", order_id) for order_id in due))
             return len(due)
 
         def assert_problem(self, response, status: int, code: str) -> None:  # noqa: ANN001
@@ -124,16 +130,22 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
 
         # --- rules -----------------------------------------------------------------------------
 
-        @initialize(currency=st.sampled_from(CURRENCIES), initial=initial_settings)
-        def create_program(self, currency: str, initial: dict) -> None:
+        @initialize(currency=st.sampled_from(CURRENCIES), initial=initial_settings,
+                    members=st.sets(st.sampled_from(CUSTOMERS), min_size=1))
+        def create_program(self, currency: str, initial: dict, members: set[str]) -> None:
             self.currency = currency
             self.program = make_program(currency=currency, **initial)
             self.settings = {**DEFAULTS, "unit_amount": one_major_unit(currency), **initial}
             for name, value in self.settings.items():
                 assert self.program.body[name] == value, name
+            for customer in sorted(members):  # most purchases should find their customer
+                self.put_customer(customer, None)
 
         @rule(customer=st.sampled_from(CUSTOMERS), email=st.none() | st.just("x@example.com"))
         def enrol(self, customer: str, email: str | None) -> None:
+            self.put_customer(customer, email)
+
+        def put_customer(self, customer: str, email: str | None) -> None:
             body = {} if email is None else {"email": email}
             response = client.put(f"/v1/customers/{customer}", json=body, headers=self.headers("storefront"))
             assert response.status_code == (200 if customer in self.enrolled else 201), response.get_data(as_text=True)
@@ -146,6 +158,15 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
             currency = "USD" if foreign else self.currency
             self.post_purchase({"order_id": order_id, "customer_id": customer, "amount": amount,
                                 "currency": currency})
+
+        @precondition(lambda self: self.enrolled)
+        @rule(data=st.data(), amount=amounts)
+        def new_purchase(self, data: st.DataObject, amount: int) -> None:
+            """A fresh order for an enrolled customer: always books (or earns nothing)."""
+            customer = data.draw(st.sampled_from(sorted(self.enrolled)))
+            self.fresh_orders += 1
+            self.post_purchase({"order_id": f"n-{self.fresh_orders}", "customer_id": customer, "amount": amount,
+                                "currency": self.currency})
 
         @precondition(lambda self: self.orders)
         @rule(data=st.data())
@@ -205,7 +226,7 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
                     self.entry_count += 2
             if any(earned.values()):
                 assert data["transaction_id"] is not None
-                self.transactions[customer].append(("purchase_accrual", order_id))
+                self.transactions[customer].append(frozenset({("purchase_accrual", order_id)}))
             else:
                 assert data["transaction_id"] is None
             assert data["balances"] == self.expected_balances(customer)
@@ -224,9 +245,21 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
             got = client.get("/v1/program", headers=self.headers("app")).get_json()
             assert {k: got[k] for k in self.settings} == self.settings
 
-        @rule(days=st.integers(0, 40), seconds=st.sampled_from([0, 1, 3_600]))
+        # Whole hold periods land exactly on release_at (released at release_at, not after).
+        @rule(days=st.sampled_from([0, 1, 7, 30]) | st.integers(0, 40), seconds=st.sampled_from([0, 0, 0, 1, 3_600]))
         def advance_clock(self, days: int, seconds: int) -> None:
             clock.advance(days=days, seconds=seconds)
+
+        @precondition(lambda self: any(g.release_at and not g.released for g in self.grants))
+        @rule(data=st.data(), extra=st.sampled_from([timedelta(0), timedelta(0), timedelta(seconds=-1)]))
+        def advance_to_a_release(self, data: st.DataObject, extra: timedelta) -> None:
+            """Move the clock exactly onto (or one second before) a pending release_at."""
+            now = clock.now()
+            targets = sorted({g.release_at for g in self.grants if g.release_at and g.release_at + extra > now})
+            if targets:
+                target = data.draw(st.sampled_from(targets)) + extra
+                clock.advance(seconds=(target - now).total_seconds())
+                assert clock.now() == target
 
         @rule()
         def release_job(self) -> None:
@@ -284,7 +317,11 @@ def test_random_operations_keep_the_ledger_consistent(app, client, make_program,
                 assert response.status_code == 200
                 items = response.get_json()["items"]
                 got = [(item["type"], item["reference"]["id"]) for item in items]
-                assert got == list(reversed(self.transactions[customer])), customer
+                batches = list(reversed(self.transactions[customer]))
+                assert len(got) == sum(len(batch) for batch in batches), customer
+                for batch in batches:  # newest first, batch by batch
+                    assert frozenset(got[:len(batch)]) == batch, customer
+                    got = got[len(batch):]
 
         def teardown(self) -> None:
             # Release everything still held so the next example's release-job counts are exact:
