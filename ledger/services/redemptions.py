@@ -140,6 +140,7 @@ def capture(uow: UnitOfWork, clock: Clock, program_id: str, redemption_id: str, 
     amount = held if amount is None else amount
     if amount > held:
         raise CaptureExceedsHold(f"{amount} exceeds the {held} held", held=held)
+    available_before = uow.ledger.customer_balances(customer)[customer.account(asset, Bucket.AVAILABLE)]
     postings = [Posting(customer.account(asset, Bucket.RESERVED), asset, -held)]
     if amount:
         postings.append(Posting(house_account(asset, "redeemed"), asset, amount))
@@ -153,7 +154,7 @@ def capture(uow: UnitOfWork, clock: Clock, program_id: str, redemption_id: str, 
     )
     posted = uow.ledger.post(program_id, draft, ctx, now, customer)
     if asset == Asset.POINTS:
-        consume_lots(uow, customer, amount, posted.id, now)
+        consume_lots(uow, customer, amount + _debt_repaid(available_before, held - amount), posted.id, now)
     value = redemption_value(program, asset, amount)
     uow.redemptions.update(row["id"], status="captured", captured_amount=amount, value=value, updated_at=now,
                            settle_transaction_id=posted.id)
@@ -190,6 +191,7 @@ def extend(uow: UnitOfWork, clock: Clock, program_id: str, redemption_id: str, t
 def _release_hold(uow: UnitOfWork, now: datetime, program: Program, customer: Customer, row: dict[str, Any],
                   status: str, ctx: BookingContext):  # noqa: ANN202
     asset, held = row["asset"], row["amount"]
+    available_before = uow.ledger.customer_balances(customer)[customer.account(asset, Bucket.AVAILABLE)]
     draft = TransactionDraft(
         type="redemption_void" if status == "voided" else "redemption_expiry",
         reference=Reference("redemption", row["redemption_id"]),
@@ -200,11 +202,18 @@ def _release_hold(uow: UnitOfWork, now: datetime, program: Program, customer: Cu
         metadata={"order_id": row["order_id"]},
     )
     posted = uow.ledger.post(program.id, draft, ctx, now, customer)
+    if asset == Asset.POINTS:
+        consume_lots(uow, customer, _debt_repaid(available_before, held), posted.id, now)
     uow.redemptions.update(row["id"], status=status, captured_amount=0 if status == "voided" else None,
                            updated_at=now, settle_transaction_id=posted.id)
     uow.redemptions.add_event(redemption_pk=row["id"], kind=status, at=now, amount=held, transaction_id=posted.id,
                               actor=ctx.actor)
     return posted
+
+
+def _debt_repaid(available_before: int, credit: int) -> int:
+    """Points returned to a negative `available` repay that debt first (see services/lots.py)."""
+    return min(credit, max(-available_before, 0))
 
 
 def expire_holds_for_customer(uow: UnitOfWork, now: datetime, program: Program, customer: Customer,

@@ -72,12 +72,14 @@ class SqlUnitOfWorkFactory:
     @staticmethod
     def is_retryable(exc: BaseException) -> bool:
         """Deadlock, serialization failure, a unique race, a dropped connection, or SQLite's lock timeout."""
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import DBAPIError, OperationalError
 
         if not isinstance(exc, DBAPIError):
             return False
         if exc.connection_invalidated:
             return True
+        if isinstance(exc, OperationalError) and exc.statement is None:
+            return True  # could not connect at all (refused, starting up, shutting down): no SQLSTATE
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate in {"40P01", "40001", "23505", "55P03"} or (sqlstate or "").startswith("08"):
             return True

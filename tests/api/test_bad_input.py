@@ -11,47 +11,15 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import OPERATOR_TOKEN
+from tests.helpers import assert_problem, row_counts
 
 MAX = 10**14
 INT64_MAX = 2**63 - 1
 
-TABLES = ("programs", "program_changes", "api_keys", "customers", "accounts", "transactions", "entries",
-          "purchases", "points_lots", "lot_consumptions", "pending_releases", "idempotency_records")
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def row_counts(app: Any) -> dict[str, int]:
-    """Rows per table: the strongest 'nothing written' check (updates aside)."""
-    engine = app.extensions["ledger"].engines.read
-    with engine.connect() as conn:
-        return {table: conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() for table in TABLES}
-
-
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict:
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/problem+json", response.headers.get("Content-Type")
-    body = json.loads(response.get_data(as_text=True))
-    for key in ("type", "title", "status", "detail", "code"):
-        assert key in body, (key, body)
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["status"] == status
-    assert body["code"] == code, body
-    if code == "validation_error":
-        assert isinstance(body.get("errors"), list) and body["errors"], body
-        for error in body["errors"]:
-            assert set(error) >= {"field", "message"}, error
-            assert isinstance(error["message"], str) and error["message"]
-    if field is not None:
-        fields = [e["field"] for e in body["errors"]]
-        assert field in fields, (field, body)
-    return body
 
 
 def assert_has_offset(value: str) -> None:

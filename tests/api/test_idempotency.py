@@ -6,27 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import OPERATOR_TOKEN
+from tests.helpers import assert_problem, row_counts
 
-TABLES = ("programs", "program_changes", "api_keys", "customers", "accounts", "transactions", "entries",
-          "purchases", "points_lots", "lot_consumptions", "pending_releases", "idempotency_records")
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-
-
-def row_counts(app: Any) -> dict[str, int]:
-    with app.extensions["ledger"].engines.read.connect() as conn:
-        return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/problem+json"
-    body = json.loads(response.get_data(as_text=True))
-    assert {"type", "title", "status", "detail", "code"} <= set(body), body
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 def assert_replay_of(replay: Any, first: Any) -> None:

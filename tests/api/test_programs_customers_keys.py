@@ -10,22 +10,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import OPERATOR_TOKEN
+from tests.helpers import assert_problem
 
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 ROLES = ("admin", "storefront", "app", "finance")
 SETTINGS = ("name", "currency", "timezone", "points_per_unit", "unit_amount", "cashback_rate_bps",
             "cashback_hold_days", "points_hold_days")
-
-
-def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict:
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/problem+json"
-    body = json.loads(response.get_data(as_text=True))
-    assert {"type", "title", "status", "detail", "code"} <= set(body), body
-    assert body["status"] == status and body["code"] == code, body
-    if field is not None:
-        assert field in [e["field"] for e in body["errors"]], body
-    return body
 
 
 def bearer(secret: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ import json
 from typing import Any, Callable
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import OPERATOR_TOKEN
+from tests.helpers import assert_problem, row_counts
 
 ROLES = ("admin", "storefront", "app", "finance")
 ALL = ROLES
@@ -66,24 +66,6 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/redemptions/<redemption_id>/extend"): {"ttl_seconds": 60},
     ("POST", "/v1/checkout/quote"): {"customer_id": "c-1", "amount": 1_000},
 }
-
-TABLES = ("programs", "program_changes", "api_keys", "customers", "accounts", "transactions", "entries",
-          "purchases", "points_lots", "lot_consumptions", "pending_releases", "idempotency_records",
-          "redemptions", "redemption_events", "refunds")
-
-
-def row_counts(app: Any) -> dict[str, int]:
-    with app.extensions["ledger"].engines.read.connect() as conn:
-        return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    assert response.mimetype == "application/problem+json"
-    body = json.loads(response.get_data(as_text=True))
-    assert {"type", "title", "status", "detail", "code"} <= set(body), body
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 def key_id_of(client: Any, program: Any, role: str) -> str:

@@ -1,0 +1,40 @@
+"""Assertions shared by the API tests."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+import ledger.storage.tables  # noqa: F401  (registers every table)
+
+TABLES = tuple(sorted(SQLModel.metadata.tables))
+
+
+def row_counts(app: Any) -> dict[str, int]:
+    """Rows per table, every table of the schema: the strongest 'nothing written' check (updates aside)."""
+    with app.extensions["ledger"].engines.read.connect() as conn:
+        return {table: conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() for table in TABLES}
+
+
+def assert_problem(response: Any, status: int, code: str, field: str | None = None) -> dict:
+    """An RFC 9457 problem with our `code`; a validation_error lists `{field, message}` (naming `field`)."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/problem+json", response.headers.get("Content-Type")
+    body = json.loads(response.get_data(as_text=True))
+    for key in ("type", "title", "status", "detail", "code"):
+        assert key in body, (key, body)
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["status"] == status
+    assert body["code"] == code, body
+    if code == "validation_error":
+        assert isinstance(body.get("errors"), list) and body["errors"], body
+        for error in body["errors"]:
+            assert set(error) >= {"field", "message"}, error
+            assert isinstance(error["message"], str) and error["message"]
+    if field is not None:
+        assert field in [e["field"] for e in body["errors"]], (field, body)
+    return body
