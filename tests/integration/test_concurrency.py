@@ -19,15 +19,19 @@ import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from functools import partial
 from typing import Any, Callable
 
 import pytest
+
+from tests.integration.servers import free_port as _free_port, http, ledger_cli as _ledger_cli
 
 BACKEND = os.environ.get("LEDGER_TEST_BACKEND", "sqlite")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 BARRIER_TIMEOUT = 20
 REQUEST_TIMEOUT = 30
+_http = partial(http, timeout=REQUEST_TIMEOUT)
 
 N_PURCHASES = 20
 N_COPIES = 10
@@ -178,27 +182,7 @@ sqlite_only = pytest.mark.skipif(
     reason="the gunicorn + SQLite test runs once, in the SQLite run (it does not use the PostgreSQL test database)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def _http(method: str, url: str, body: dict | None = None, headers: dict[str, str] | None = None,
-          ) -> tuple[int, bytes, dict[str, str]]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
-            return response.status, response.read(), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), dict(error.headers)
-
-
-def _ledger_cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "ledger"), "--database-url", url, *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

@@ -39,9 +39,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import pytest
+
+from tests.integration.servers import http, ledger_cli as _ledger_cli
 
 BACKEND = os.environ.get("LEDGER_TEST_BACKEND", "sqlite")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +57,7 @@ N_PURCHASES = 150
 LOAD_THREADS = 6          # paced, for the restart: the load outlasts the outage
 KILL_LOAD_THREADS = 12    # unpaced, more than gunicorn's 2 x 4 threads: the killed worker has requests in hand
 REQUEST_TIMEOUT = 15       # one HTTP request
+_http = partial(http, timeout=REQUEST_TIMEOUT)
 LOAD_TIMEOUT = 45          # the whole load
 READY_TIMEOUT = 20         # /readyz after the restart
 RESERVED_PORTS = range(55433, 55441)  # other engineers' clusters: never ours
@@ -81,22 +85,6 @@ def _pg(*args: str) -> subprocess.CompletedProcess:
                           timeout=90)
 
 
-def _http(method: str, url: str, body: dict | None = None, headers: dict[str, str] | None = None,
-          timeout: float = REQUEST_TIMEOUT) -> tuple[int, bytes, dict[str, str]]:
-    """(status, body, headers); raises OSError (URLError, reset, timeout...) when there is no answer."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read(), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), dict(error.headers)
-
-
-def _ledger_cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "ledger"), "--database-url", url, *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60)
 
 
 def _children(pid: int) -> set[int]:
