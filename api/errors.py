@@ -71,7 +71,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http(error: HTTPException) -> Response:
         status = error.code or 500
         code = _HTTP_CODES.get(status, "http_error")
-        return problem_response(status, code, error.name, error.description or error.name)
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return problem_response(status, code, error.name, error.description or error.name, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

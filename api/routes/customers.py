@@ -26,7 +26,7 @@ def customer_dict(customer: Customer, balances: Balances) -> dict:
 
 
 @blp.route("/<customer_id>", methods=["PUT"])
-@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.arguments(CustomerPath, location="path", as_kwargs=True)
 @blp.arguments(CustomerPut)
 @blp.response(200, CustomerOut, description="Updated")
 @blp.alt_response(201, schema=CustomerOut, description="Enrolled", success=True)
@@ -42,7 +42,7 @@ def put_customer(body: dict, customer_id: str) -> Response:
 
 
 @blp.route("/<customer_id>", methods=["GET"])
-@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.arguments(CustomerPath, location="path", as_kwargs=True)
 @blp.response(200, CustomerOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)
@@ -54,7 +54,7 @@ def get_customer(customer_id: str) -> Response:
 
 
 @blp.route("/<customer_id>/balances", methods=["GET"])
-@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.arguments(CustomerPath, location="path", as_kwargs=True)
 @blp.response(200, BalancesSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)
@@ -66,7 +66,7 @@ def get_balances(customer_id: str) -> Response:
 
 
 @blp.route("/<customer_id>/activity", methods=["GET"])
-@blp.arguments(CustomerPath, location="view_args", as_kwargs=True)
+@blp.arguments(CustomerPath, location="path", as_kwargs=True)
 @blp.arguments(PageArgs, location="query", as_kwargs=True)
 @blp.response(200, ActivityPage)
 @blp.alt_response(400, response="BAD_REQUEST")

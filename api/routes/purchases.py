@@ -52,7 +52,7 @@ def create_purchase(body: dict) -> Response:
 
 
 @blp.route("/<order_id>", methods=["GET"])
-@blp.arguments(OrderPath, location="view_args", as_kwargs=True)
+@blp.arguments(OrderPath, location="path", as_kwargs=True)
 @blp.response(200, PurchaseDetail)
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)
@@ -68,7 +68,7 @@ class _RefundAnswer(RefundOut):
 
 
 @blp.route("/<order_id>/refunds", methods=["POST"])
-@blp.arguments(OrderPath, location="view_args", as_kwargs=True)
+@blp.arguments(OrderPath, location="path", as_kwargs=True)
 @blp.arguments(RefundCreate)
 @blp.response(201, RefundOut)
 @blp.alt_response(404, response="NOT_FOUND")

@@ -46,7 +46,7 @@ def hold(body: dict) -> Response:
 
 
 @blp.route("/redemptions/<redemption_id>", methods=["GET"])
-@blp.arguments(RedemptionPath, location="view_args", as_kwargs=True)
+@blp.arguments(RedemptionPath, location="path", as_kwargs=True)
 @blp.response(200, RedemptionOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)
@@ -58,7 +58,7 @@ def get_redemption(redemption_id: str) -> Response:
 
 
 @blp.route("/redemptions/<redemption_id>/capture", methods=["POST"])
-@blp.arguments(RedemptionPath, location="view_args", as_kwargs=True)
+@blp.arguments(RedemptionPath, location="path", as_kwargs=True)
 @blp.arguments(CaptureBody, required=False)
 @blp.response(200, RedemptionOut)
 @blp.alt_response(404, response="NOT_FOUND")
@@ -76,7 +76,7 @@ def capture(body: dict, redemption_id: str) -> Response:
 
 
 @blp.route("/redemptions/<redemption_id>/void", methods=["POST"])
-@blp.arguments(RedemptionPath, location="view_args", as_kwargs=True)
+@blp.arguments(RedemptionPath, location="path", as_kwargs=True)
 @blp.arguments(EmptyBody, required=False)
 @blp.response(200, RedemptionOut)
 @blp.alt_response(404, response="NOT_FOUND")
@@ -91,7 +91,7 @@ def void(body: dict, redemption_id: str) -> Response:
 
 
 @blp.route("/redemptions/<redemption_id>/extend", methods=["POST"])
-@blp.arguments(RedemptionPath, location="view_args", as_kwargs=True)
+@blp.arguments(RedemptionPath, location="path", as_kwargs=True)
 @blp.arguments(ExtendBody)
 @blp.response(200, RedemptionOut)
 @blp.alt_response(404, response="NOT_FOUND")

@@ -66,8 +66,8 @@ _SettingsFields = ma.Schema.from_dict(_settings_fields(False), name="_SettingsFi
 
 class ProgramCreate(_SettingsFields):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    currency = fields.String(required=True, metadata={"description": "ISO 4217 code; cannot change later",
-                                                      "example": "EUR"})
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"),
+                             metadata={"description": "ISO 4217 code; cannot change later", "example": "EUR"})
 
     @validates("currency")
     def _currency(self, value: str, **_kw) -> None:  # noqa: ANN003
