@@ -8,7 +8,7 @@ import hmac
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import flask_smorest
@@ -199,6 +199,16 @@ def fingerprint() -> str:
     """Method, path and SHA-256 of the canonical JSON of the body as sent."""
     body_hash = hashlib.sha256(g.get("body_canonical", "{}").encode()).hexdigest()
     return hashlib.sha256(f"{request.method} {request.path}\n{body_hash}".encode()).hexdigest()
+
+
+def from_dataclasses(schema: type[ma.Schema]) -> ma.Schema:
+    """An instance of `schema` that dumps a use case's dataclass result (nested dataclasses included)."""
+
+    class DataclassSchema(schema):  # type: ignore[misc, valid-type]
+        def dump(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+            return super().dump(asdict(obj), *args, **kwargs)
+
+    return DataclassSchema()
 
 
 def json_response(data: Any, status: int = 200) -> Response:

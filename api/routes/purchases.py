@@ -1,25 +1,20 @@
 """Purchases: record one (and what it earns), read one."""
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from flask import Response, current_app
 
 from ledger.domain.earning import PurchaseLine
 from ledger.services import purchases as use_cases
 from ledger.services import refunds
 
-from ..http import Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires
+from ..http import (
+    Blueprint, booking_context, from_dataclasses, idempotent_write, json_response, program_id, read, requires,
+)
 from ..schemas.purchases import OrderPath, PurchaseCreate, PurchaseDetail, PurchaseOut
 from ..schemas.redemptions import RefundCreate, RefundOut
 from .programs import ALL_ROLES
 
 blp = Blueprint("purchases", __name__, url_prefix="/v1/purchases", description="Purchases and what they earn")
-
-
-class _PurchaseAnswer(PurchaseOut):
-    def dump(self, obj, *args, **kwargs):  # noqa: ANN001, ANN201
-        return super().dump(asdict(obj), *args, **kwargs)
 
 
 @blp.route("", methods=["POST"])
@@ -48,7 +43,7 @@ def create_purchase(body: dict) -> Response:
     ctx = booking_context()
     pid = program_id()
     return idempotent_write(lambda uow: use_cases.record_purchase(uow, ledger.clock, pid, command, ctx),
-                            _PurchaseAnswer(), 201, natural_key=("order", command.order_id))
+                            from_dataclasses(PurchaseOut), 201, natural_key=("order", command.order_id))
 
 
 @blp.route("/<order_id>", methods=["GET"])
@@ -60,11 +55,6 @@ def get_purchase(order_id: str) -> Response:
     """A recorded purchase and what it earned."""
     purchase = read(lambda uow: use_cases.get_purchase(uow, program_id(), order_id))
     return json_response(PurchaseDetail().dump(purchase))
-
-
-class _RefundAnswer(RefundOut):
-    def dump(self, obj, *args, **kwargs):  # noqa: ANN001, ANN201
-        return super().dump(asdict(obj), *args, **kwargs)
 
 
 @blp.route("/<order_id>/refunds", methods=["POST"])
@@ -90,4 +80,4 @@ def create_refund(body: dict, order_id: str) -> Response:
         occurred_at=body.get("occurred_at"))
     ctx, pid = booking_context(), program_id()
     return idempotent_write(lambda uow: refunds.record_refund(uow, ledger.clock, pid, cmd, ctx),
-                            _RefundAnswer(), 201, natural_key=("refund", cmd.refund_id))
+                            from_dataclasses(RefundOut), 201, natural_key=("refund", cmd.refund_id))

@@ -9,18 +9,15 @@ from ledger.domain.earning import PurchaseLine, check_lines_reconcile
 from ledger.domain.errors import RedemptionNotHeld
 from ledger.services import redemptions as use_cases
 
-from ..http import Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires
+from ..http import (
+    Blueprint, booking_context, from_dataclasses, idempotent_write, json_response, program_id, read, requires,
+)
 from ..schemas.redemptions import (
     CaptureBody, EmptyBody, ExtendBody, HoldCreate, QuoteOut, QuoteRequest, RedemptionOut, RedemptionPath,
 )
 from .programs import ALL_ROLES
 
 blp = Blueprint("redemptions", __name__, url_prefix="/v1", description="Paying with points or cashback at checkout")
-
-
-class _Dataclass(RedemptionOut):
-    def dump(self, obj, *args, **kwargs):  # noqa: ANN001, ANN201
-        return super().dump(asdict(obj), *args, **kwargs)
 
 
 def _not_held(kind: str, redemption_id: str) -> Exception:
@@ -41,7 +38,7 @@ def hold(body: dict) -> Response:
     ledger = current_app.extensions["ledger"]
     cmd = use_cases.HoldCommand(**body)
     ctx, pid = booking_context(), program_id()
-    return idempotent_write(lambda uow: use_cases.place_hold(uow, ledger.clock, pid, cmd, ctx), _Dataclass(), 201,
+    return idempotent_write(lambda uow: use_cases.place_hold(uow, ledger.clock, pid, cmd, ctx), from_dataclasses(RedemptionOut), 201,
                             natural_key=("redemption", cmd.redemption_id))
 
 
@@ -54,7 +51,7 @@ def get_redemption(redemption_id: str) -> Response:
     """A redemption's state and history."""
     ledger = current_app.extensions["ledger"]
     view = read(lambda uow: use_cases.get_redemption(uow, ledger.clock, program_id(), redemption_id))
-    return json_response(_Dataclass().dump(view))
+    return json_response(from_dataclasses(RedemptionOut).dump(view))
 
 
 @blp.route("/redemptions/<redemption_id>/capture", methods=["POST"])
@@ -72,7 +69,7 @@ def capture(body: dict, redemption_id: str) -> Response:
     ctx, pid = booking_context(), program_id()
     return idempotent_write(
         lambda uow: use_cases.capture(uow, ledger.clock, pid, redemption_id, body.get("amount"), ctx),
-        _Dataclass(), 200, natural_key=("settle", redemption_id), on_conflict=_not_held)
+        from_dataclasses(RedemptionOut), 200, natural_key=("settle", redemption_id), on_conflict=_not_held)
 
 
 @blp.route("/redemptions/<redemption_id>/void", methods=["POST"])
@@ -87,7 +84,7 @@ def void(body: dict, redemption_id: str) -> Response:
     ledger = current_app.extensions["ledger"]
     ctx, pid = booking_context(), program_id()
     return idempotent_write(lambda uow: use_cases.void(uow, ledger.clock, pid, redemption_id, ctx),
-                            _Dataclass(), 200, natural_key=("settle", redemption_id), on_conflict=_not_held)
+                            from_dataclasses(RedemptionOut), 200, natural_key=("settle", redemption_id), on_conflict=_not_held)
 
 
 @blp.route("/redemptions/<redemption_id>/extend", methods=["POST"])
@@ -105,7 +102,7 @@ def extend(body: dict, redemption_id: str) -> Response:
     ctx, pid = booking_context(), program_id()
     return idempotent_write(
         lambda uow: use_cases.extend(uow, ledger.clock, pid, redemption_id, body["ttl_seconds"], ctx),
-        _Dataclass(), 200, natural_key=("extend", f"{redemption_id}:{fingerprint()[:32]}"))
+        from_dataclasses(RedemptionOut), 200, natural_key=("extend", f"{redemption_id}:{fingerprint()[:32]}"))
 
 
 @blp.route("/checkout/quote", methods=["POST"])

@@ -168,9 +168,8 @@ def void(uow: UnitOfWork, clock: Clock, program_id: str, redemption_id: str, ctx
     now = clock.now()
     program = uow.programs.get(program_id)
     row, customer = _load_held(uow, now, program, redemption_id, ctx)
-    posted = _release_hold(uow, now, program, customer, row, "voided", ctx)
+    _release_hold(uow, now, program, customer, row, "voided", ctx)
     row = {**row, "status": "voided", "captured_amount": 0}
-    del posted
     return _view(row, customer.customer_id, balances_of(uow, program.settings.currency, customer, now, False))
 
 
