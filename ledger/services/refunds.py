@@ -119,7 +119,10 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     # Paid value comes back first, so a clawback can take back from it before anything is written off.
     restored: dict[str, int] = {}
     paid: dict[str, int] = {asset: 0 for asset in ASSETS}
-    captures = uow.redemptions.captured_for_order(program_id, cmd.order_id)
+    # Only what this order's customer paid comes back to them: a redemption another customer captured
+    # against the same order id is not theirs to receive.
+    captures = [r for r in uow.redemptions.captured_for_order(program_id, cmd.order_id)
+                if r["customer_pk"] == customer.pk]
     for redemption in captures:
         paid[redemption["asset"]] += redemption["captured_amount"]
     for asset in ASSETS:

@@ -557,3 +557,26 @@ def test_refund_of_a_points_paid_order_after_spending_its_earnings(client, progr
     later = _bought(buy, program, "A-2", "c-1", 10_000)
     assert later["balances"]["points"] == _bucket(50)
     verify()
+
+
+def test_refund_returns_only_what_the_orders_own_customer_paid(client, make_program, enrol, buy, verify):
+    """Alice pays 100 points toward order O-1, which is then recorded for Bob: refunding O-1
+    must not hand Alice's points to Bob."""
+    shop = make_program(cashback_hold_days=0)
+    enrol(shop, "alice")
+    enrol(shop, "bob")
+    assert buy(shop, "A-0", "alice", 10_000).status_code == 201
+    sf = shop.headers("storefront")
+    held = client.post("/v1/redemptions", headers=sf, json={
+        "redemption_id": "R-1", "customer_id": "alice", "asset": "points", "amount": 100, "order_id": "O-1"})
+    assert held.status_code == 201
+    assert client.post("/v1/redemptions/R-1/capture", headers=sf, json={}).status_code == 200
+    assert buy(shop, "O-1", "bob", 5_000).status_code == 201
+    refund = client.post("/v1/purchases/O-1/refunds", headers=sf, json={"refund_id": "F-1"})
+    assert refund.status_code == 201
+    assert refund.get_json()["points_restored"] == 0
+    assert refund.get_json()["points_reversed"] == 50
+    bob = client.get("/v1/customers/bob/balances", headers=sf).get_json()["points"]
+    alice = client.get("/v1/customers/alice/balances", headers=sf).get_json()["points"]
+    assert bob["available"] == 0 and alice["available"] == 0
+    verify()
