@@ -39,6 +39,19 @@ class BucketBalances:
     reserved: int = 0
 
 
+def as_seen(customer_id: str, cached: dict[str, int], due: dict[str, int], lapsed: dict[str, int]) -> dict[str, int]:
+    """Balances by path as the customer sees them now: pending value whose window has passed (`due`,
+    per asset) and lapsed holds (`lapsed`, per asset) count as available before anything books them."""
+    seen = dict(cached)
+    for asset, amount in due.items():
+        seen[customer_account(customer_id, asset, "pending")] -= amount
+        seen[customer_account(customer_id, asset, "available")] += amount
+    for asset, amount in lapsed.items():
+        seen[customer_account(customer_id, asset, "reserved")] -= amount
+        seen[customer_account(customer_id, asset, "available")] += amount
+    return seen
+
+
 @dataclass(frozen=True, slots=True)
 class Balances:
     """A customer's balances per asset and bucket, read from the cached balance rows."""

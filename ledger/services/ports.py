@@ -91,8 +91,9 @@ class LedgerRepository(Protocol):
              customer: Customer | None) -> PostedTransaction:
         """Book a balanced draft: one transaction row, its entries, and the customer's cached balances."""
     def customer_balances(self, customer: Customer) -> dict[str, int]: ...
-    def balance_view(self, program_id: str, customer_id: str, now: datetime) -> tuple[str, dict[str, int]] | None:
-        """(currency, balances by path) as the customer sees them now: due releases and lapsed holds as available."""
+    def balance_view(self, program_id: str, customer_id: str,
+                     now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
+        """(currency, cached balances by path, due pending value per asset, lapsed holds per asset)."""
     def entries(self, program_id: str, after_seq: int | None, limit: int) -> list[BookedEntry]: ...
     def customer_activity(self, customer: Customer, before_seq: int | None, limit: int) -> list[dict[str, Any]]: ...
 

@@ -1,12 +1,13 @@
 """Reads: balances, activity, entries. Balances are O(1): cached rows, never a sum over history."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 
-from ..domain.accounts import Bucket, parse_customer_account
-from ..domain.customers import Balances, BucketBalances, Customer
+from ..domain.accounts import parse_customer_account
+from ..domain.customers import Balances, BucketBalances, Customer, as_seen
 from ..domain.transactions import BookedEntry
 from ..domain.errors import CustomerNotFound
 from .customers import require_customer
@@ -18,18 +19,15 @@ def balances_of(uow: UnitOfWork, currency: str, customer: Customer, now: datetim
     """Cached balances, with pending value whose window has passed, and holds that have lapsed, shown
     as available even before the job or the customer's next write books them (`include_due=False`
     after a write, which has booked them already)."""
-    by_path = dict(uow.ledger.customer_balances(customer))
-
-    def move(asset: str, source: Bucket, target: Bucket, amount: int) -> None:
-        by_path[customer.account(asset, source)] -= amount
-        by_path[customer.account(asset, target)] += amount
-
+    cached = uow.ledger.customer_balances(customer)
+    due: dict[str, int] = defaultdict(int)
+    lapsed: dict[str, int] = defaultdict(int)
     if include_due:
         for row in uow.releases.due(now=now, customer_pk=customer.pk):
-            move(row["asset"], Bucket.PENDING, Bucket.AVAILABLE, row["amount"] - row["reversed_amount"])
+            due[row["asset"]] += row["amount"] - row["reversed_amount"]
         for row in uow.redemptions.expired_holds(customer.pk, now):
-            move(row["asset"], Bucket.RESERVED, Bucket.AVAILABLE, row["amount"])
-    return Balances.from_accounts(currency, customer.customer_id, by_path)
+            lapsed[row["asset"]] += row["amount"]
+    return Balances.from_accounts(currency, customer.customer_id, as_seen(customer.customer_id, cached, due, lapsed))
 
 
 def customer_balances(uow: UnitOfWork, now: datetime, program_id: str, customer_id: str) -> Balances:
@@ -37,8 +35,8 @@ def customer_balances(uow: UnitOfWork, now: datetime, program_id: str, customer_
     view = uow.ledger.balance_view(program_id, customer_id, now)
     if view is None:
         raise CustomerNotFound(f"customer {customer_id!r} is not enrolled in this program")
-    currency, by_path = view
-    return Balances.from_accounts(currency, customer_id, by_path)
+    currency, cached, due, lapsed = view
+    return Balances.from_accounts(currency, customer_id, as_seen(customer_id, cached, due, lapsed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -250,8 +250,8 @@ class SqlLedger:
         last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
         if new_balances:
             self.s.execute(
-                update(ACCOUNTS).where(ACCOUNTS.c.id == _param("account_id"))
-                .values(balance=_param("new_balance"), last_seq=_param("new_last_seq")),
+                update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("account_id"))
+                .values(balance=bindparam("new_balance"), last_seq=bindparam("new_last_seq")),
                 [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
                  for a, b in new_balances.items()],
             )
@@ -266,9 +266,10 @@ class SqlLedger:
         )
         return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=entries)
 
-    def balance_view(self, program_id: str, customer_id: str, now: datetime) -> tuple[str, dict[str, int]] | None:
-        """(currency, balance by account path) as a customer sees them now, in one statement: the cached
-        rows, with pending value whose window has passed and lapsed holds counted as available."""
+    def balance_view(self, program_id: str, customer_id: str,
+                     now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
+        """(currency, cached balance by path, due pending value per asset, lapsed holds per asset) in one
+        statement: the hot balance read (see domain.customers.as_seen for what the customer is shown)."""
         a, c, r, h = ACCOUNTS.c, CUSTOMERS.c, RELEASES.c, REDEMPTIONS.c
         due = (select(func.coalesce(func.sum(r.amount - r.reversed_amount), 0))
                .where(r.customer_pk == c.pk, r.asset == a.asset, r.released_transaction_id.is_(None),
@@ -283,16 +284,8 @@ class SqlLedger:
         rows = self.s.execute(q).all()
         if not rows:
             return None
-        by_path = {row.path: row.balance for row in rows}
-        for row in rows:
-            bucket = row.path.rsplit("/", 1)[1]
-            if bucket == "pending":
-                by_path[row.path] -= row.due
-                by_path[row.path.rsplit("/", 1)[0] + "/available"] += row.due
-            elif bucket == "reserved":
-                by_path[row.path] -= row.lapsed
-                by_path[row.path.rsplit("/", 1)[0] + "/available"] += row.lapsed
-        return rows[0].currency, by_path
+        return (rows[0].currency, {row.path: row.balance for row in rows},
+                {row.asset: row.due for row in rows}, {row.asset: row.lapsed for row in rows})
 
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
@@ -330,11 +323,6 @@ class SqlLedger:
             tx["legs"] = by_tx.get(tx["id"], [])
         return transactions
 
-
-def _param(name: str):  # noqa: ANN202
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
 
 
 class SqlPurchases:
@@ -383,7 +371,7 @@ class SqlLots:
         self.s.execute(insert(LOT_CONSUMPTIONS), [
             {"lot_id": lot_id, "transaction_id": transaction_id, "amount": amount} for lot_id, amount in consumptions])
         self.s.execute(
-            update(LOTS).where(LOTS.c.id == _param("lot")).values(remaining=LOTS.c.remaining - _param("taken")),
+            update(LOTS).where(LOTS.c.id == bindparam("lot")).values(remaining=LOTS.c.remaining - bindparam("taken")),
             [{"lot": lot_id, "taken": amount} for lot_id, amount in consumptions])
 
     def consumed_by(self, transaction_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -434,10 +422,6 @@ class SqlReleases:
         self.s.execute(update(RELEASES).where(RELEASES.c.id == release_pk)
                        .values(reversed_amount=RELEASES.c.reversed_amount + amount))
 
-    def pending_total(self, customer_pk: int) -> int:
-        return self.s.execute(select(func.coalesce(func.sum(RELEASES.c.amount), 0)).where(
-            RELEASES.c.customer_pk == customer_pk,
-            RELEASES.c.released_transaction_id.is_(None))).scalar_one()
 
 
 class SqlIdempotency:

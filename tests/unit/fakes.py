@@ -200,16 +200,19 @@ class FakeLedger(_Repo):
             booked.append(entry)
         return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=tuple(booked))
 
-    def balance_view(self, program_id: str, customer_id: str, now: datetime) -> tuple[str, dict[str, int]] | None:
-        from ledger.services.queries import balances_of
-
+    def balance_view(self, program_id: str, customer_id: str,
+                     now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
         customer = self._uow.customers.get(program_id, customer_id)
         if customer is None:
             return None
+        due: dict[str, int] = {}
+        for row in self._uow.releases.due(now=now, customer_pk=customer.pk):
+            due[row["asset"]] = due.get(row["asset"], 0) + row["amount"] - row["reversed_amount"]
+        lapsed: dict[str, int] = {}
+        for row in self._uow.redemptions.expired_holds(customer.pk, now):
+            lapsed[row["asset"]] = lapsed.get(row["asset"], 0) + row["amount"]
         currency = self._uow.programs.get(program_id).settings.currency
-        balances = balances_of(self._uow, currency, customer, now)
-        return currency, {customer.account(asset, bucket): getattr(getattr(balances, asset), bucket)
-                          for asset in ("points", "cashback") for bucket in ("available", "pending", "reserved")}
+        return currency, self.customer_balances(customer), due, lapsed
 
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: a["balance"] for (pid, path), a in self._s.accounts.items()
