@@ -10,7 +10,7 @@ from ledger.services import refunds
 from ..http import (
     Blueprint, booking_context, from_dataclasses, idempotent_write, json_response, program_id, read, requires,
 )
-from ..schemas.purchases import OrderPath, PurchaseCreate, PurchaseDetail, PurchaseOut
+from ..schemas.purchases import OrderPath, PurchaseCreate, PurchaseDetail, PurchaseOut, PurchaseSimulation
 from ..schemas.redemptions import RefundCreate, RefundOut
 from .programs import ALL_ROLES
 
@@ -26,24 +26,48 @@ blp = Blueprint("purchases", __name__, url_prefix="/v1/purchases", description="
 def create_purchase(body: dict) -> Response:
     """Record a purchase and accrue what it earns, in one call.
 
-    `amount` is the gross order total in minor units. Points earned =
-    floor(amount * points_per_unit / unit_amount); cashback = floor(amount * cashback_rate_bps / 10000);
-    each goes to `pending` while its hold period is above zero, else to `available`.
+    `amount` is the gross order total in minor units. What it earns is computed per line (see
+    `POST /v1/purchases/simulate` and docs/DESIGN.md): the earning base leaves out excluded
+    categories and SKUs, tax and shipping if the program says so, and the part paid with points or
+    cashback; rules, campaigns and the tier multiply or add; the order's total is floored once.
+    Without rules: floor((amount - paid with rewards) * points_per_unit / unit_amount) points and
+    floor(... * cashback_rate_bps / 10000) cashback. Each goes to `pending` while its hold period is
+    above zero, else to `available`. The trace is kept and shown at `GET /v1/purchases/{order_id}`.
     Idempotent by `order_id` (and the Idempotency-Key header): a replay answers the first
     status and body with `Idempotent-Replayed: true`; the same order_id with another body is 409 `duplicate_order`.
     """
     ledger = current_app.extensions["ledger"]
-    lines = body.get("lines")
-    command = use_cases.PurchaseCommand(
-        order_id=body["order_id"], customer_id=body["customer_id"], amount=body["amount"],
-        currency=body["currency"], now=ledger.clock.now(), occurred_at=body.get("occurred_at"),
-        channel=body.get("channel"), tax=body["tax"], shipping=body["shipping"],
-        lines=tuple(PurchaseLine(**line) for line in lines) if lines is not None else None,
-    )
+    command = _command(body, ledger.clock.now())
     ctx = booking_context()
     pid = program_id()
     return idempotent_write(lambda uow: use_cases.record_purchase(uow, ledger.clock, pid, command, ctx),
                             from_dataclasses(PurchaseOut), 201, natural_key=("order", command.order_id))
+
+
+@blp.route("/simulate", methods=["POST"])
+@blp.arguments(PurchaseCreate)
+@blp.response(200, PurchaseSimulation)
+@blp.alt_response(404, response="NOT_FOUND")
+@requires("storefront")
+def simulate_purchase(body: dict) -> Response:
+    """What `POST /v1/purchases` would answer for this body now, plus the `trace`: per line the
+    base, each multiplier and the rounding; the bonuses; caps and budgets that applied. Writes
+    nothing. `balances` are as they would be after the purchase; `transaction_id` is null.
+    Exact values in the trace are fractions written n/d."""
+    ledger = current_app.extensions["ledger"]
+    command = _command(body, ledger.clock.now())
+    result = read(lambda uow: use_cases.simulate_purchase(uow, ledger.clock, program_id(), command))
+    return json_response(from_dataclasses(PurchaseSimulation).dump(result))
+
+
+def _command(body: dict, now) -> use_cases.PurchaseCommand:  # noqa: ANN001
+    lines = body.get("lines")
+    return use_cases.PurchaseCommand(
+        order_id=body["order_id"], customer_id=body["customer_id"], amount=body["amount"],
+        currency=body["currency"], now=now, occurred_at=body.get("occurred_at"),
+        channel=body.get("channel"), tax=body["tax"], shipping=body["shipping"],
+        lines=tuple(PurchaseLine(**line) for line in lines) if lines is not None else None,
+    )
 
 
 @blp.route("/<order_id>", methods=["GET"])
@@ -52,7 +76,8 @@ def create_purchase(body: dict) -> Response:
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)
 def get_purchase(order_id: str) -> Response:
-    """A recorded purchase and what it earned."""
+    """A recorded purchase, what it earned, and the trace of how (null for purchases recorded
+    before earning rules existed)."""
     purchase = read(lambda uow: use_cases.get_purchase(uow, program_id(), order_id))
     return json_response(PurchaseDetail().dump(purchase))
 

@@ -8,7 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates
 from ledger.domain.money import is_valid_currency
 from ledger.domain.programs import ROLES
 
-from .common import StrictInt, instant
+from .common import StrictBool, StrictInt, instant
 
 
 def _check_timezone(value: str) -> None:
@@ -30,8 +30,14 @@ SETTINGS_RANGES = {
     "redeem_step_points": (1, 10**6),
     "max_redeem_share_bps": (0, 10_000),
     "hold_ttl_seconds": (1, 86_400),
+    "points_life_days": (1, 36_500),
+    "points_life_months": (1, 1_200),
+    "inactivity_days": (1, 36_500),
+    "reissue_days": (1, 36_500),
 }
 CLAWBACK_POLICIES = ("allow_negative", "write_off")
+EXPIRY_POLICIES = ("none", "fixed", "inactivity")
+RESTORED_AFTER_EXPIRY = ("reissue", "expire")
 
 
 def _settings_fields(allow_none: bool) -> dict:
@@ -58,6 +64,31 @@ def _settings_fields(allow_none: bool) -> dict:
         "clawback_policy": fields.String(validate=validate.OneOf(CLAWBACK_POLICIES), allow_none=allow_none,
                                          metadata={"description": "When a refund claws back more than the customer "
                                                    "has: allow_negative (default) or write_off"}),
+        "earn_on_tax": StrictBool(allow_none=allow_none, metadata={"description": "Whether tax earns (default true)"}),
+        "earn_on_shipping": StrictBool(allow_none=allow_none,
+                                       metadata={"description": "Whether shipping earns (default true)"}),
+        "excluded_categories": fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                                           validate=validate.Length(max=200), allow_none=allow_none,
+                                           metadata={"description": "Line categories that earn nothing (gift cards)"}),
+        "excluded_skus": fields.List(fields.String(validate=validate.Length(min=1, max=128)),
+                                     validate=validate.Length(max=1000), allow_none=allow_none,
+                                     metadata={"description": "SKUs that earn nothing"}),
+        "points_expiry": fields.String(validate=validate.OneOf(EXPIRY_POLICIES), allow_none=allow_none,
+                                       metadata={"description": "none (default); fixed: each lot lives "
+                                                 "points_life_days or points_life_months from when it becomes "
+                                                 "available, to the end of that local day (or month); inactivity: "
+                                                 "all available points expire after inactivity_days without a "
+                                                 "purchase or redemption"}),
+        "points_life_days": bounded("points_life_days", "Life of a points lot in days (fixed expiry)"),
+        "points_life_months": bounded("points_life_months", "Life of a points lot in months (fixed expiry)"),
+        "points_life_end_of_month": StrictBool(allow_none=allow_none,
+                                               metadata={"description": "Extend each lot's life to the end of "
+                                                         "its local month (default false)"}),
+        "inactivity_days": bounded("inactivity_days", "Days without a purchase or redemption before points expire"),
+        "restored_after_expiry": fields.String(validate=validate.OneOf(RESTORED_AFTER_EXPIRY), allow_none=allow_none,
+                                               metadata={"description": "Points a refund restores whose lot has "
+                                                         "already expired: reissue (default) or expire"}),
+        "reissue_days": bounded("reissue_days", "Life of reissued restored points (default 30)"),
     }
 
 
@@ -98,6 +129,17 @@ class ProgramOut(ma.Schema):
     max_redeem_share_bps = fields.Integer(required=True)
     hold_ttl_seconds = fields.Integer(required=True)
     clawback_policy = fields.String(required=True)
+    earn_on_tax = fields.Boolean(required=True)
+    earn_on_shipping = fields.Boolean(required=True)
+    excluded_categories = fields.List(fields.String(), required=True)
+    excluded_skus = fields.List(fields.String(), required=True)
+    points_expiry = fields.String(required=True)
+    points_life_days = fields.Integer(allow_none=True)
+    points_life_months = fields.Integer(allow_none=True)
+    points_life_end_of_month = fields.Boolean(required=True)
+    inactivity_days = fields.Integer(allow_none=True)
+    restored_after_expiry = fields.String(required=True)
+    reissue_days = fields.Integer(required=True)
     created_at = instant(required=True)
 
 

@@ -6,6 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates
 from ledger.domain.money import is_valid_currency
 
 from .common import Balances, StrictInt, minor_amount, identifier, instant
+from .earning import EarningTrace
 
 
 class PurchaseLine(ma.Schema):
@@ -50,6 +51,12 @@ class PurchaseOut(ma.Schema):
     occurred_at = instant(required=True)
     recorded_at = instant(required=True)
     balances = fields.Nested(Balances, required=True)
+    config_version = fields.Integer(required=True, metadata={"description": "The earning configuration version used "
+                                                             "(0: no rules, campaigns or tiers yet)"})
+
+
+class PurchaseSimulation(PurchaseOut):
+    trace = fields.Nested(EarningTrace, required=True)
 
 
 class PurchaseDetail(ma.Schema):
@@ -66,6 +73,8 @@ class PurchaseDetail(ma.Schema):
     cashback_earned = fields.Integer(required=True)
     occurred_at = instant(required=True)
     recorded_at = instant(required=True)
+    config_version = fields.Integer(required=True)
+    trace = fields.Nested(EarningTrace, allow_none=True, required=True)
 
 
 class OrderPath(ma.Schema):

@@ -21,6 +21,10 @@ class Customer:
     status: str
     created_at: datetime
     updated_at: datetime
+    tier_id: str | None = None
+    tier_changed_at: datetime | None = None
+    tier_evaluate_at: datetime | None = None
+    tier_manual_until: datetime | None = None
 
     def account(self, asset: str, bucket: str) -> str:
         return customer_account(self.customer_id, asset, bucket)
@@ -66,3 +70,9 @@ class Balances:
             return BucketBalances(**{b.value: by_path.get(customer_account(customer_id, asset, b), 0) for b in BUCKETS})
 
         return cls(currency=currency, points=bucket("points"), cashback=bucket("cashback"))
+
+    def plus(self, asset: str, bucket: str, amount: int) -> "Balances":
+        """These balances with `amount` added to one bucket (a projection; nothing is booked)."""
+        from dataclasses import replace
+        current = getattr(self, asset)
+        return replace(self, **{asset: replace(current, **{bucket: getattr(current, bucket) + amount})})

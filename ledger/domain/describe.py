@@ -72,3 +72,12 @@ def refund(order_id: str, reversed_: dict[str, int], restored: dict[str, int], c
     if gave:
         parts.append(f"{' and '.join(gave)} you paid with returned")
     return f"Refund on order {order_id}: " + ("; ".join(parts) if parts else "nothing to adjust")
+
+
+def points_expired(amount: int, last_valid_day, policy: str) -> str:  # noqa: ANN001
+    why = "without a purchase or redemption for too long" if policy == "inactivity" else "at the end of their life"
+    return f"{points(amount)} expired {why}; they were valid until {last_valid_day:%Y-%m-%d}"
+
+
+def points_unexpired(amount: int, order_id: str) -> str:
+    return f"{points(amount)} from order {order_id} had expired; the refund takes them back from expiry, not from you"

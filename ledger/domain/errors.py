@@ -87,6 +87,20 @@ class CustomerNotFound(NotFound):
     title = "Customer not found"
 
 
+class RuleNotFound(NotFound):
+    """No earning rule with this id in the program's current configuration."""
+
+    code = "rule_not_found"
+    title = "Rule not found"
+
+
+class CampaignNotFound(NotFound):
+    """No campaign with this id in the program's current configuration."""
+
+    code = "campaign_not_found"
+    title = "Campaign not found"
+
+
 class ProgramNotFound(NotFound):
     code = "program_not_found"
     title = "Program not found"

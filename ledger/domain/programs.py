@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
+from .errors import ValidationFailed
 from .money import one_major_unit
 
 ROLES = ("admin", "storefront", "app", "finance")
@@ -33,10 +34,36 @@ class ProgramSettings:
     max_redeem_share_bps: int = 10_000  # of an order's amount that points or cashback may pay
     hold_ttl_seconds: int = 900
     clawback_policy: str = "allow_negative"  # or "write_off"
+    earn_on_tax: bool = True
+    earn_on_shipping: bool = True
+    excluded_categories: tuple[str, ...] = ()  # lines in these categories earn nothing (gift cards)
+    excluded_skus: tuple[str, ...] = ()
+    # Points expiry: "none"; "fixed" (each lot lives points_life_days or points_life_months from when it
+    # becomes available, to the end of that local day, or of that month with points_life_end_of_month);
+    # "inactivity" (everything available expires after inactivity_days without a purchase or redemption).
+    points_expiry: str = "none"
+    points_life_days: int | None = None
+    points_life_months: int | None = None
+    points_life_end_of_month: bool = False
+    inactivity_days: int | None = None
+    # Points restored by a refund keep their lot's expiry; if it has passed: "reissue" for
+    # reissue_days, or "expire" them at once.
+    restored_after_expiry: str = "reissue"
+    reissue_days: int = 30
 
     def __post_init__(self) -> None:
         if self.unit_amount is None:
             object.__setattr__(self, "unit_amount", one_major_unit(self.currency))
+        object.__setattr__(self, "excluded_categories", tuple(self.excluded_categories or ()))
+        object.__setattr__(self, "excluded_skus", tuple(self.excluded_skus or ()))
+        errors = []
+        if self.points_expiry == "fixed" and (self.points_life_days is None) == (self.points_life_months is None):
+            errors.append({"field": "points_life_days",
+                           "message": "fixed expiry needs points_life_days or points_life_months (one of them)"})
+        if self.points_expiry == "inactivity" and self.inactivity_days is None:
+            errors.append({"field": "inactivity_days", "message": "inactivity expiry needs inactivity_days"})
+        if errors:
+            raise ValidationFailed(errors)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,13 +13,16 @@ from ..clock import Clock
 from ..domain import describe
 from ..domain.accounts import Asset, Bucket, purchase_source
 from ..domain.customers import Balances
-from ..domain.earning import PurchaseLine, check_lines_reconcile, purchase_earnings
+from ..domain.earning import OrderToEarn, PurchaseLine, check_lines_reconcile
+from ..domain.expiry import lot_expires_at
 from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from .customers import require_customer
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
 from .lots import available_points, credit_lot
+from .earning import current_config, earn, paid_with_rewards, record_awards
+from .tiers import upgrade_after_purchase
 from .upkeep import prepare_customer_for_write
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -67,6 +70,18 @@ class PurchaseResult:
     channel: str | None = None
     tax: int = 0
     shipping: int = 0
+    config_version: int = 0
+    trace: dict | None = None
+
+
+def _order(cmd: PurchaseCommand, paid: int) -> OrderToEarn:
+    return OrderToEarn(amount=cmd.amount, tax=cmd.tax, shipping=cmd.shipping, channel=cmd.channel,
+                       lines=cmd.lines, paid=paid)
+
+
+def _release_at(settings, occurred_at: datetime, earned: dict[str, int]) -> dict[str, datetime | None]:  # noqa: ANN001
+    hold_days = {Asset.POINTS: settings.points_hold_days, Asset.CASHBACK: settings.cashback_hold_days}
+    return {asset: occurred_at + timedelta(days=days) if days > 0 else None for asset, days in hold_days.items()}
 
 
 def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: PurchaseCommand,
@@ -81,10 +96,11 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     points_available_before = available_points(uow, customer)
 
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
-    earned = purchase_earnings(cmd.amount, settings)
-    hold_days = {Asset.POINTS: settings.points_hold_days, Asset.CASHBACK: settings.cashback_hold_days}
-    amounts = {Asset.POINTS: earned.points, Asset.CASHBACK: earned.cashback}
-    release_at = {asset: occurred_at + timedelta(days=days) if days > 0 else None for asset, days in hold_days.items()}
+    config = current_config(uow, program_id)
+    paid = paid_with_rewards(uow, program, cmd.order_id, customer)
+    result, facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=True)
+    amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
+    release_at = _release_at(settings, occurred_at, amounts)
 
     postings = []
     for asset, amount in amounts.items():
@@ -100,10 +116,10 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
             postings=tuple(postings),
             occurred_at=occurred_at,
             description=describe.purchase_accrual(
-                cmd.order_id, earned.points, earned.cashback, settings.currency,
-                release_at[Asset.POINTS] if earned.points else None,
-                release_at[Asset.CASHBACK] if earned.cashback else None),
-            metadata={"amount": cmd.amount, **earn_rates(settings)},
+                cmd.order_id, result.points, result.cashback, settings.currency,
+                release_at[Asset.POINTS] if result.points else None,
+                release_at[Asset.CASHBACK] if result.cashback else None),
+            metadata={"amount": cmd.amount, "config_version": config.version, **earn_rates(settings)},
         )
         transaction_id = uow.ledger.post(program_id, draft, ctx, now, customer).id
 
@@ -111,40 +127,84 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         program_id=program_id, order_id=cmd.order_id, customer_pk=customer.pk, transaction_id=transaction_id,
         amount=cmd.amount, currency=cmd.currency, tax=cmd.tax, shipping=cmd.shipping, channel=cmd.channel,
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
-        points_earned=earned.points, cashback_earned=earned.cashback, occurred_at=occurred_at, recorded_at=now,
-        earn_rates=earn_rates(settings),
+        points_earned=result.points, cashback_earned=result.cashback, occurred_at=occurred_at, recorded_at=now,
+        earn_rates=earn_rates(settings), config_version=config.version or None,
+        earning={"paid": paid, "facts": facts.to_dict(), "trace": result.trace, "base_settings": base_settings(settings)},
     )
+    record_awards(uow, program, config, customer, purchase_pk, result, occurred_at)
     for asset, amount in amounts.items():
         if amount > 0 and release_at[asset]:
             uow.releases.add(program_id=program_id, customer_pk=customer.pk, purchase_id=purchase_pk,
                              asset=asset.value, amount=amount, release_at=release_at[asset])
-    if earned.points > 0:
+    if result.points > 0:
         pending = release_at[Asset.POINTS] is not None
-        credit_lot(uow, settings, customer, earned.points, transaction_id, "purchase", now,
-                   available_at=release_at[Asset.POINTS] or now,
-                   available_before=None if pending else points_available_before)
-
-    def status(asset: Asset) -> str | None:
-        if amounts[asset] == 0:
-            return None
-        return "pending" if release_at[asset] else "available"
+        available_at = release_at[Asset.POINTS] or now
+        credit_lot(uow, settings, customer, result.points, transaction_id, "purchase", now,
+                   available_at=available_at, available_before=None if pending else points_available_before,
+                   expires_at=lot_expires_at(settings, available_at))
+    upgrade_after_purchase(uow, now, program, config, customer, purchase_pk, ctx)
 
     return PurchaseResult(
         order_id=cmd.order_id, customer_id=cmd.customer_id, transaction_id=transaction_id, amount=cmd.amount,
-        currency=cmd.currency, points_earned=earned.points, cashback_earned=earned.cashback,
-        points_status=status(Asset.POINTS), cashback_status=status(Asset.CASHBACK),
-        points_available_at=(release_at[Asset.POINTS] or now) if earned.points else None,
-        cashback_available_at=(release_at[Asset.CASHBACK] or now) if earned.cashback else None,
+        currency=cmd.currency, points_earned=result.points, cashback_earned=result.cashback,
+        points_status=_status(amounts, release_at, Asset.POINTS),
+        cashback_status=_status(amounts, release_at, Asset.CASHBACK),
+        points_available_at=(release_at[Asset.POINTS] or now) if result.points else None,
+        cashback_available_at=(release_at[Asset.CASHBACK] or now) if result.cashback else None,
         occurred_at=occurred_at, recorded_at=now, balances=balances_of(uow, settings.currency, customer, now, include_due=False),
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
-        channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping,
+        channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping, config_version=config.version, trace=result.trace,
     )
+
+
+def simulate_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: PurchaseCommand) -> PurchaseResult:
+    """What `record_purchase` would answer for `cmd` now, with its trace; writes nothing and locks nothing.
+
+    `balances` are the customer's balances as they would be after the purchase."""
+    now = clock.now()
+    program = uow.programs.get(program_id)
+    settings = program.settings
+    if cmd.currency != settings.currency:
+        raise CurrencyMismatch(f"this program's currency is {settings.currency}, not {cmd.currency}")
+    customer = require_customer(uow, program_id, cmd.customer_id, lock=False)
+    occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
+    config = current_config(uow, program_id)
+    paid = paid_with_rewards(uow, program, cmd.order_id, customer)
+    result, _facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=False)
+    amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
+    release_at = _release_at(settings, occurred_at, amounts)
+    balances = balances_of(uow, settings.currency, customer, now, include_due=True)
+    for asset, amount in amounts.items():
+        balances = balances.plus(asset, "pending" if release_at[asset] else "available", amount)
+    return PurchaseResult(
+        order_id=cmd.order_id, customer_id=cmd.customer_id, transaction_id=None, amount=cmd.amount,
+        currency=cmd.currency, points_earned=result.points, cashback_earned=result.cashback,
+        points_status=_status(amounts, release_at, Asset.POINTS),
+        cashback_status=_status(amounts, release_at, Asset.CASHBACK),
+        points_available_at=(release_at[Asset.POINTS] or now) if result.points else None,
+        cashback_available_at=(release_at[Asset.CASHBACK] or now) if result.cashback else None,
+        occurred_at=occurred_at, recorded_at=now, balances=balances,
+        lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
+        channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping, config_version=config.version, trace=result.trace,
+    )
+
+
+def _status(amounts: dict, release_at: dict, asset: Asset) -> str | None:  # noqa: ANN001
+    if amounts[asset] == 0:
+        return None
+    return "pending" if release_at[asset] else "available"
 
 
 def earn_rates(settings) -> dict[str, int]:  # noqa: ANN001
     """The rates an accrual used; a refund recomputes what the order keeps with these, not today's."""
     return {"points_per_unit": settings.points_per_unit, "unit_amount": settings.unit_amount,
             "cashback_rate_bps": settings.cashback_rate_bps}
+
+
+def base_settings(settings) -> dict:  # noqa: ANN001
+    """The earning base an accrual used; a refund recomputes with it, not today's."""
+    return {"earn_on_tax": settings.earn_on_tax, "earn_on_shipping": settings.earn_on_shipping,
+            "excluded_categories": list(settings.excluded_categories), "excluded_skus": list(settings.excluded_skus)}
 
 
 def _line_dict(line: PurchaseLine) -> dict:
@@ -156,4 +216,5 @@ def get_purchase(uow: UnitOfWork, program_id: str, order_id: str) -> dict:
     purchase = uow.purchases.get(program_id, order_id)
     if purchase is None:
         raise PurchaseNotFound(f"no purchase with order_id {order_id!r}")
-    return purchase
+    earning = purchase.get("earning") or {}
+    return {**purchase, "trace": earning.get("trace"), "config_version": purchase.get("config_version") or 0}

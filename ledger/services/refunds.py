@@ -1,9 +1,11 @@
 """Refunds that claw back exactly what was earned and return what paid for the order.
 
-After refunds totalling R of an order of amount A, the order keeps what A - R would earn at the
-rates recorded on its accrual, never more than it earned; each refund claws back the difference
-from what the order kept before, so refunding a whole order reverses exactly what it earned.
-Value still `pending` is reversed first. Points and cashback that paid for the order (captured
+After refunds, the order keeps what its remaining part would earn, computed as at the purchase
+(the rules version, rates, earning base and customer facts recorded on it), never more than it
+earned; each refund claws back the difference from what the order kept before, so refunding a
+whole order reverses exactly what it earned. Value still `pending` is reversed first, then the
+part of the order's own lot that already expired (booked Dr `expired`, not charged again), then
+`available`. Points and cashback that paid for the order (captured
 redemptions carrying its order_id) come back: cumulatively floor(paid * R / A).
 What cannot be clawed back goes negative in `available` (allow_negative) or is written off.
 
@@ -11,19 +13,26 @@ One refund books one transaction: every entry or none.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from ..clock import Clock
 from ..domain import describe
 from ..domain.accounts import ASSETS, Asset, Bucket, house_account, purchase_source
 from ..domain.customers import Balances
+from ..domain.earning import EarningFacts, OrderToEarn, PurchaseLine, compute_earnings
 from ..domain.errors import LinesMismatch, OrderNotFound, RefundExceedsPurchase
+from ..domain.expiry import reissued_expiry
+from ..domain.programs import Program
 from ..domain.transactions import Posting, Reference, TransactionDraft
+from .earning import config_at
+from .expiry import expire_due_for_customer
 from .lots import consume_lots, credit_lot
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
+from .tiers import undo_upgrade_after_refund
 from .upkeep import prepare_customer_for_write
 
 
@@ -54,7 +63,8 @@ class RefundResult:
 
 
 def kept_after(purchase: dict[str, Any], asset: str, remaining_amount: int) -> int:
-    """What the order keeps of `asset` once only `remaining_amount` of it is left, at its accrual's rates."""
+    """What a purchase recorded before earning rules existed keeps of `asset` once only
+    `remaining_amount` of it is left, at its accrual's rates."""
     rates = purchase["earn_rates"] or {}
     if asset == Asset.POINTS:
         earned = purchase["points_earned"]
@@ -63,6 +73,57 @@ def kept_after(purchase: dict[str, Any], asset: str, remaining_amount: int) -> i
         earned = purchase["cashback_earned"]
         would = remaining_amount * rates.get("cashback_rate_bps", 0) // 10_000
     return min(earned, would)
+
+
+def kept_by_order(uow: UnitOfWork, program: Program, purchase: dict[str, Any], refunds: list[tuple[int, Any]]) -> dict[str, int]:
+    """What the order keeps once `refunds` ((amount, lines) pairs) are taken from it: the same
+    computation as the purchase, with the rules version, rates and facts recorded on it, on what is
+    left; never more than it earned. Lines refunded by SKU leave those lines' share; a refund by
+    amount takes from what is left of the order in proportion."""
+    earning = purchase.get("earning")
+    refunded = sum(amount for amount, _ in refunds)
+    if not earning:
+        remaining = purchase["amount"] - refunded
+        return {asset: kept_after(purchase, asset, remaining) for asset in ASSETS}
+    config = config_at(uow, program.id, purchase.get("config_version"))
+    rates = purchase["earn_rates"] or {}
+    settings = replace(program.settings, **{k: v for k, v in rates.items() if k in _RATE_FIELDS},
+                       **{k: v for k, v in (earning.get("base_settings") or {}).items()})
+    lines = tuple(PurchaseLine(**line) for line in purchase["lines"]) if purchase["lines"] is not None else None
+    order = OrderToEarn(amount=purchase["amount"], tax=purchase["tax"], shipping=purchase["shipping"],
+                        channel=purchase["channel"], lines=lines, paid=earning.get("paid", 0))
+    keep, line_keep = Fraction(1), None
+    if lines is not None:
+        returned: dict[str, int] = {}
+        by_amount = 0
+        for amount, refund_lines in refunds:
+            if refund_lines is None:
+                by_amount += amount
+            else:
+                for sku, quantity in refund_lines:
+                    returned[sku] = returned.get(sku, 0) + quantity
+        bought: dict[str, int] = {}
+        for line in lines:
+            bought[line.sku] = bought.get(line.sku, 0) + line.quantity
+        # Every line of a SKU keeps the share of the SKU's quantity not returned, as refund amounts
+        # are computed per SKU.
+        line_keep = [Fraction(bought[line.sku] - min(returned.get(line.sku, 0), bought[line.sku]), bought[line.sku])
+                     for line in lines]
+        # Refunds by amount come out of what the line refunds left, in proportion.
+        left = sum((line.net * k for line, k in zip(lines, line_keep)), Fraction(0)) + order.tax + order.shipping
+        if by_amount:
+            keep = (left - by_amount) / left if left > 0 else Fraction(0)
+    else:
+        keep = Fraction(purchase["amount"] - refunded, purchase["amount"])
+    facts = EarningFacts.from_dict(earning["facts"])
+    tier = config.ladder.get(facts.tier_id) if config.ladder.tiers else None
+    result = compute_earnings(order, config, settings, facts, keep=max(keep, Fraction(0)), line_keep=line_keep,
+                              tier=tier)
+    return {Asset.POINTS: min(purchase["points_earned"], result.points),
+            Asset.CASHBACK: min(purchase["cashback_earned"], result.cashback)}
+
+
+_RATE_FIELDS = ("points_per_unit", "unit_amount", "cashback_rate_bps")
 
 
 def _refund_amount(purchase: dict[str, Any], cmd: RefundCommand, previous: list[dict[str, Any]]) -> int:
@@ -138,9 +199,12 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     from_pending: dict[str, int] = {}
     collected: dict[str, int] = {}
     uncollected: dict[str, int] = {}
+    previous_pairs = [(r["amount"], r["lines"]) for r in previous]
+    kept_before = kept_by_order(uow, program, purchase, previous_pairs)
+    kept_now = kept_by_order(uow, program, purchase, previous_pairs + [(amount, cmd.lines)])
+    unexpired = 0
     for asset in ASSETS:
-        to_reverse = (kept_after(purchase, asset, purchase["amount"] - refunded_before)
-                      - kept_after(purchase, asset, purchase["amount"] - refunded_before - amount))
+        to_reverse = max(kept_before[asset] - kept_now[asset], 0)
         reversed_[asset] = to_reverse
         if to_reverse <= 0:
             continue
@@ -153,13 +217,21 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
             if take > 0:
                 uow.releases.reverse(release["id"], take)
                 take_pending += take
-        rest = to_reverse - take_pending
+        if asset == Asset.POINTS and purchase["transaction_id"] and to_reverse > take_pending:
+            # The order's own lot first: the part of it that already expired goes back from `expired`
+            # to where it was issued from, so the customer is not charged for it twice.
+            expired = uow.expiry.lot_consumed_by_type(purchase["transaction_id"], "points_expiry")
+            unexpired = min(to_reverse - take_pending, expired - sum(r["points_unexpired"] for r in previous))
+            unexpired = max(unexpired, 0)
+        rest = to_reverse - take_pending - (unexpired if asset == Asset.POINTS else 0)
         collectible = min(rest, max(balances[available_account], 0))
         short = rest - collectible
         from_pending[asset], collected[asset], uncollected[asset] = take_pending, collectible, short
         postings.append(Posting(purchase_source(asset), asset, to_reverse))
         if take_pending:
             postings.append(Posting(pending_account, asset, -take_pending))
+        if asset == Asset.POINTS and unexpired:
+            postings.append(Posting(house_account(asset, "expired"), asset, -unexpired))
         available_debit = collectible + (short if settings.clawback_policy == "allow_negative" else 0)
         if available_debit:
             postings.append(Posting(available_account, asset, -available_debit))
@@ -180,6 +252,8 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
             spent = uow.lots.consumed_by([r["settle_transaction_id"] for r in captures if r["asset"] == Asset.POINTS])
             expiries = [lot["expires_at"] for lot in spent]
             expires_at = None if not expiries or None in expiries else max(expiries)
+            if expires_at is not None and expires_at <= now and settings.restored_after_expiry == "reissue":
+                expires_at = reissued_expiry(settings, now)
             credit_lot(uow, settings, customer, restored[Asset.POINTS], transaction_id, "refund_restore", now,
                        available_at=now, available_before=points_available_before_restore, expires_at=expires_at)
         own_lot = [purchase["transaction_id"]] if purchase["transaction_id"] else []
@@ -192,7 +266,11 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
         points_reversed=reversed_[Asset.POINTS], cashback_reversed=reversed_[Asset.CASHBACK],
         points_restored=restored[Asset.POINTS], cashback_restored=restored[Asset.CASHBACK],
         points_uncollected=uncollected.get(Asset.POINTS, 0), cashback_uncollected=uncollected.get(Asset.CASHBACK, 0),
-        transaction_id=transaction_id, occurred_at=cmd.occurred_at or now, recorded_at=now)
+        transaction_id=transaction_id, occurred_at=cmd.occurred_at or now, recorded_at=now,
+        points_unexpired=unexpired)
+    undo_upgrade_after_refund(uow, now, program, customer, purchase, ctx)
+    if settings.points_expiry != "none" and restored[Asset.POINTS] > 0:
+        expire_due_for_customer(uow, now, program, customer, ctx)  # restored points whose life is over
     return RefundResult(
         refund_id=cmd.refund_id, order_id=cmd.order_id, customer_id=customer.customer_id,
         transaction_id=transaction_id, amount=amount,

@@ -62,7 +62,8 @@ def run_release_job(uow_factory, clock: Clock, batch: int = 200) -> int:  # noqa
 
 def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
              is_retryable: Callable[[BaseException], bool] | None = None) -> dict[str, int]:
-    """Release due pending value and expire lapsed holds, one customer per database transaction.
+    """Release due pending value, expire lapsed holds, expire due points and evaluate tiers, one
+    customer per database transaction.
 
     Idempotent and safe to run in several processes at once: each customer is re-read under its
     lock, so a second run (or a concurrent one) finds nothing left to book."""
@@ -78,6 +79,10 @@ def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
             due |= set(uow.redemptions.customers_with_expired_holds(now=now, limit=batch))
         customers = sorted(due - seen)
         if not customers:
+            from .expiry import run_expiry
+            from .tiers import run_tier_evaluations
+            done["expired_points"] = run_expiry(uow_factory, clock, batch, is_retryable)
+            done["tier_evaluations"] = sum(run_tier_evaluations(uow_factory, clock, batch, is_retryable).values())
             return done
         for customer_pk in customers:
             seen.add(customer_pk)

@@ -62,6 +62,9 @@ class SqlPrograms:
         row = self.s.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).first()
         return self._program(row) if row else None
 
+    def all(self) -> list[Program]:
+        return [self._program(row) for row in self.s.execute(select(PROGRAMS).order_by(PROGRAMS.c.id))]
+
     def get_by_creation_key(self, creation_key_hash: str) -> Program | None:
         row = self.s.execute(
             select(PROGRAMS).where(PROGRAMS.c.creation_key_hash == creation_key_hash)).first()
@@ -127,7 +130,9 @@ class SqlCustomers:
         return Customer(pk=row.pk, program_id=row.program_id, customer_id=row.customer_id, email=row.email,
                         phone=row.phone, name=row.name, display_name=row.display_name, birthday=row.birthday,
                         leaderboard_opt_in=row.leaderboard_opt_in, status=row.status,
-                        created_at=row.created_at, updated_at=row.updated_at)
+                        created_at=row.created_at, updated_at=row.updated_at, tier_id=row.tier_id,
+                        tier_changed_at=row.tier_changed_at, tier_evaluate_at=row.tier_evaluate_at,
+                        tier_manual_until=row.tier_manual_until)
 
     def _select(self, program_id: str, customer_id: str):  # noqa: ANN202
         return select(CUSTOMERS).where(
@@ -359,7 +364,8 @@ class SqlLots:
 
     def open_lots(self, customer_pk: int) -> list[dict[str, Any]]:
         """Lots with points left, in spending order: soonest expiry first, no expiry last, ties oldest first."""
-        q = (select(LOTS.c.id, LOTS.c.remaining, LOTS.c.expires_at, LOTS.c.transaction_id, LOTS.c.issued_at)
+        q = (select(LOTS.c.id, LOTS.c.remaining, LOTS.c.expires_at, LOTS.c.transaction_id, LOTS.c.issued_at,
+                    LOTS.c.available_at)
              .where(LOTS.c.customer_pk == customer_pk, LOTS.c.remaining > 0)
              .order_by(LOTS.c.expires_at.is_(None), LOTS.c.expires_at, LOTS.c.id))
         return [dict(r) for r in self.s.execute(q).mappings()]

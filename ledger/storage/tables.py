@@ -86,6 +86,11 @@ class CustomerRow(SQLModel, table=True):
     status: str = Field(default="active", sa_column=Column(String(20), nullable=False))
     created_at: datetime = _instant()
     updated_at: datetime = _instant()
+    # A cache of the customer's latest tier_changes row, kept under the customer's lock.
+    tier_id: Optional[str] = _str(40, nullable=True)
+    tier_changed_at: Optional[datetime] = _instant(nullable=True)
+    tier_evaluate_at: Optional[datetime] = _instant(nullable=True)
+    tier_manual_until: Optional[datetime] = _instant(nullable=True)
 
 
 class AccountRow(SQLModel, table=True):
@@ -164,6 +169,8 @@ class PurchaseRow(SQLModel, table=True):
     occurred_at: datetime = _instant()
     recorded_at: datetime = _instant()
     earn_rates: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    config_version: Optional[int] = _bigint(nullable=True)
+    earning: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # {paid, facts, trace}
 
 
 class PointsLotRow(SQLModel, table=True):
@@ -275,6 +282,7 @@ class RefundRow(SQLModel, table=True):
     transaction_id: Optional[str] = _str(40, nullable=True)
     occurred_at: datetime = _instant()
     recorded_at: datetime = _instant()
+    points_unexpired: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class IdempotencyRow(SQLModel, table=True):
@@ -293,3 +301,60 @@ class IdempotencyRow(SQLModel, table=True):
     status_code: Optional[int] = Field(default=None, sa_column=Column(Integer, nullable=True))
     body: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _instant()
+
+
+class EarningConfigVersionRow(SQLModel, table=True):
+    """One version of a program's rules, campaigns and tier ladder. Append-only; the latest is in force."""
+
+    __tablename__ = "earning_config_versions"
+    __table_args__ = (UniqueConstraint("program_id", "version", name="uq_earning_config_versions"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    version: int = _bigint()
+    config: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _instant()
+    actor: str = _str(80)
+    request_id: Optional[str] = _str(64, nullable=True)
+
+
+class EarningAwardRow(SQLModel, table=True):
+    """What a rule or campaign added to one purchase: counts toward caps, budgets and once-a-year. Append-only."""
+
+    __tablename__ = "earning_awards"
+    __table_args__ = (Index("ix_earning_awards_customer_source", "customer_pk", "source_id", "awarded_at"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    purchase_id: int = Field(sa_column=Column(BigInteger, ForeignKey("purchases.id"), nullable=False))
+    source: str = _str(20)
+    source_id: str = _str(40)
+    occasion: Optional[str] = _str(20, nullable=True)
+    points: int = _bigint()
+    awarded_at: datetime = _instant()
+
+
+class CampaignBudgetRow(SQLModel, table=True):
+    """Points a budgeted campaign has given away; its row is the lock that keeps the budget."""
+
+    __tablename__ = "campaign_budgets"
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), primary_key=True))
+    campaign_id: str = Field(sa_column=Column(String(40), primary_key=True))
+    used_points: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class TierChangeRow(SQLModel, table=True):
+    """Every change of a customer's tier, and every evaluation that kept it, with its reason. Append-only."""
+
+    __tablename__ = "tier_changes"
+    __table_args__ = (Index("ix_tier_changes_customer", "customer_pk", "id"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    from_tier: Optional[str] = _str(40, nullable=True)
+    to_tier: str = _str(40)
+    reason: str = _str(30)
+    metric: Optional[int] = _bigint(nullable=True)
+    purchase_id: Optional[int] = _bigint(nullable=True)
+    manual_until: Optional[datetime] = _instant(nullable=True)
+    changed_at: datetime = _instant()
+    actor: str = _str(80)

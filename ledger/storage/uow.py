@@ -6,6 +6,7 @@ from typing import Iterator
 
 from sqlalchemy.orm import Session
 
+from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
 from .engine import Engines
 from .repositories import (
     SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlRedemptions,
@@ -37,6 +38,9 @@ class SqlUnitOfWork:
         self.audit = SqlAudit(s)
         self.redemptions = SqlRedemptions(s)
         self.refunds = SqlRefunds(s)
+        self.earning = SqlEarning(s)
+        self.tiers = SqlTiers(s)
+        self.expiry = SqlExpiry(s)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -466,10 +466,11 @@ def test_full_refund_of_a_points_paid_order_restores_the_customer(client, make_p
     _hold_and_capture(client, program, "P-1", "c-1", 150, order_id="A-1", order_amount=10_000)
     _hold_and_capture(client, program, "P-2", "c-1", 300, asset="cashback", order_id="A-1", order_amount=10_000)
     purchase = _bought(buy, program, "A-1", "c-1", 10_000)  # the gross total, points-paid part included
-    assert (purchase["points_earned"], purchase["cashback_earned"]) == (100, 200)
+    # The 450 cents paid with points (150 at 1 cent each) and cashback (300) do not earn: 9_550 does.
+    assert (purchase["points_earned"], purchase["cashback_earned"]) == (95, 191)
 
     data = _ok(_refund(client, program, "A-1", "F-1", 10_000))
-    assert (data["points_reversed"], data["cashback_reversed"]) == (100, 200)
+    assert (data["points_reversed"], data["cashback_reversed"]) == (95, 191)
     assert (data["points_restored"], data["cashback_restored"]) == (150, 300)
     assert (data["points_uncollected"], data["cashback_uncollected"]) == (0, 0)
     assert _snapshot(client, program, "c-1") == before
@@ -489,18 +490,19 @@ def test_full_refund_of_a_points_paid_order_with_pending_cashback(client, progra
     _bought(buy, program, "A-1", "c-1", 10_000)
 
     data = _ok(_refund(client, program, "A-1", "F-1"))
-    assert (data["points_reversed"], data["cashback_reversed"], data["points_restored"]) == (100, 200, 170)
+    # 170 cents of the 10_000 were paid with points: 9_830 earned 98 points and 196 cents.
+    assert (data["points_reversed"], data["cashback_reversed"], data["points_restored"]) == (98, 196, 170)
     assert _snapshot(client, program, "c-1") == before
 
     # The activity feed says what happened, and the signed changes add up.
     item = _activity(client, program, "c-1")[0]
     assert item["type"] == "refund"
     assert item["reference"]["id"] == "F-1"
-    assert item["points"] == _bucket(-100 + 170)
-    assert item["cashback"] == _bucket(0, -200)
+    assert item["points"] == _bucket(-98 + 170)
+    assert item["cashback"] == _bucket(0, -196)
     description = item["description"]
     assert "A-1" in description and "refund" in description.lower()
-    assert "100 points" in description and "170 points" in description and "2.00 EUR" in description
+    assert "98 points" in description and "170 points" in description and "1.96 EUR" in description
 
     clock.advance(days=31)
     run_jobs(_uow(client), clock)
@@ -523,8 +525,10 @@ def test_partial_refunds_restore_the_paid_share_cumulatively(client, make_progra
     # Cumulatively floor(paid * R / A): 150 -> 49, 99, 150; 299 -> 99, 199, 299.
     assert [r["points_restored"] for r in refunds] == [49, 99 - 49, 150 - 99]
     assert [r["cashback_restored"] for r in refunds] == [99, 199 - 99, 299 - 199]
-    assert [r["points_reversed"] for r in refunds] == [34, 33, 33]
-    assert [r["cashback_reversed"] for r in refunds] == [67, 67, 66]
+    # 449 of the 10_000 were paid with rewards: 9_551 earned 95 points (95.51) and 191 cents (191.02).
+    # Kept after each refund: what 2/3 and 1/3 of that base earn, floored: 63, 31, 0 and 127, 63, 0.
+    assert [r["points_reversed"] for r in refunds] == [95 - 63, 63 - 31, 31]
+    assert [r["cashback_reversed"] for r in refunds] == [191 - 127, 127 - 63, 63]
     assert _snapshot(client, program, "c-1") == before
     verify()
 
@@ -549,13 +553,13 @@ def test_refund_of_a_points_paid_order_after_spending_its_earnings(client, progr
     enrol(program, "c-1")
     _bought(buy, program, "A-0", "c-1", 5_000)  # 50 points
     _hold_and_capture(client, program, "P-1", "c-1", 50, order_id="A-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)  # +100
-    _hold_and_capture(client, program, "P-2", "c-1", 100)  # spends A-1's points elsewhere
+    _bought(buy, program, "A-1", "c-1", 10_000)  # +99: the 50 cents paid with points do not earn
+    _hold_and_capture(client, program, "P-2", "c-1", 99)  # spends A-1's points elsewhere
     data = _ok(_refund(client, program, "A-1", "F-1"))
-    assert (data["points_reversed"], data["points_restored"]) == (100, 50)
-    assert data["balances"]["points"] == _bucket(-100 + 50)
+    assert (data["points_reversed"], data["points_restored"]) == (99, 50)
+    assert data["balances"]["points"] == _bucket(-99 + 50)
     later = _bought(buy, program, "A-2", "c-1", 10_000)
-    assert later["balances"]["points"] == _bucket(50)
+    assert later["balances"]["points"] == _bucket(51)
     verify()
 
 

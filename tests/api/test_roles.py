@@ -50,6 +50,20 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, ...]]] = [
     ("POST", "/v1/redemptions/<redemption_id>/void", ("storefront",)),
     ("POST", "/v1/redemptions/<redemption_id>/extend", ("storefront",)),
     ("POST", "/v1/checkout/quote", ("storefront",)),
+    ("POST", "/v1/purchases/simulate", ("storefront",)),
+    ("GET", "/v1/rules", ALL),
+    ("GET", "/v1/rules/<rule_id>", ALL),
+    ("PUT", "/v1/rules/<rule_id>", ("admin",)),
+    ("DELETE", "/v1/rules/<rule_id>", ("admin",)),
+    ("GET", "/v1/campaigns", ALL),
+    ("GET", "/v1/campaigns/<campaign_id>", ALL),
+    ("PUT", "/v1/campaigns/<campaign_id>", ("admin",)),
+    ("DELETE", "/v1/campaigns/<campaign_id>", ("admin",)),
+    ("GET", "/v1/tiers", ALL),
+    ("PUT", "/v1/tiers", ("admin",)),
+    ("GET", "/v1/customers/<customer_id>/tier", ALL),
+    ("PUT", "/v1/customers/<customer_id>/tier", ("admin",)),
+    ("GET", "/v1/customers/<customer_id>/expiring", ALL),
 ]
 
 # A well-formed request per route, so an allowed role gets past validation too.
@@ -65,6 +79,13 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/redemptions/<redemption_id>/void"): {},
     ("POST", "/v1/redemptions/<redemption_id>/extend"): {"ttl_seconds": 60},
     ("POST", "/v1/checkout/quote"): {"customer_id": "c-1", "amount": 1_000},
+    ("POST", "/v1/purchases/simulate"): {"order_id": "S-1", "customer_id": "c-1", "amount": 1_000, "currency": "EUR"},
+    ("PUT", "/v1/rules/<rule_id>"): {"name": "Double", "kind": "multiplier", "multiplier_bps": 20_000},
+    ("PUT", "/v1/campaigns/<campaign_id>"): {"name": "Weekend", "kind": "window", "multiplier_bps": 20_000,
+                                             "starts_on": "2026-11-28", "ends_on": "2026-11-29"},
+    ("PUT", "/v1/tiers"): {"tiers": [{"id": "member", "name": "Member", "threshold": 0},
+                                     {"id": "gold", "name": "Gold", "threshold": 100_000}]},
+    ("PUT", "/v1/customers/<customer_id>/tier"): {"tier_id": "gold", "until": "2027-06-01T00:00:00Z"},
 }
 
 
@@ -86,20 +107,26 @@ def world(client, program, enrol, buy):
     held = client.post("/v1/redemptions", json={"redemption_id": "H-1", "customer_id": "c-1", "asset": "points",
                                                 "amount": 10}, headers=program.headers("storefront"))
     assert held.status_code == 201, held.get_data(as_text=True)
+    admin = program.headers("admin")
+    for path in ("/v1/rules/<rule_id>", "/v1/campaigns/<campaign_id>", "/v1/tiers"):
+        body = SAMPLE_BODIES[("PUT", path)]
+        path = path.replace("<rule_id>", "double").replace("<campaign_id>", "weekend")
+        assert client.put(path, json=body, headers=admin).status_code == 200
     return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1",
-            "redemption_id": "H-1"}
+            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend"}
 
 
 @pytest.fixture
 def bare(program):
     """Just a program: enough where the answer must not depend on what the path names (401, 403)."""
     return {"program": program, "key_id": "key_0000000000000000000000", "customer_id": "c-1", "order_id": "P-1",
-            "redemption_id": "H-1"}
+            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend"}
 
 
 def concrete(rule: str, world: dict) -> str:
     return (rule.replace("<key_id>", world["key_id"]).replace("<customer_id>", world["customer_id"])
-            .replace("<order_id>", world["order_id"]).replace("<redemption_id>", world["redemption_id"]))
+            .replace("<order_id>", world["order_id"]).replace("<redemption_id>", world["redemption_id"])
+            .replace("<rule_id>", world["rule_id"]).replace("<campaign_id>", world["campaign_id"]))
 
 
 def call(client: Any, method: str, rule: str, world: dict, headers: dict[str, str], body: Any = None) -> Any:

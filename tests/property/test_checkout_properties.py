@@ -12,8 +12,12 @@ jobs, exact replays of earlier writes, and ids reused with another body.
 The model computes every amount itself from the documented rules (services/refunds.py,
 services/redemptions.py, docs/DESIGN.md), never from the service's answers:
 
-- a refund after refunds totalling R of an order of amount A: the order keeps
-  min(earned, floor((A - R) * rate)) at the rates recorded on the purchase; the drop is reversed,
+- a purchase of amount A for which the customer captured rewards worth P earns
+  floor((A - P) * rate): the part paid with rewards never earns (issue 4);
+- after refunds, the order keeps min(earned, floor(V * (A - P) / A * rate)) at the rates recorded
+  on the purchase, where V is the value left: A minus refunds by amount, and for an order with
+  lines, each SKU's net times the share of its quantity not returned, plus tax and shipping, minus
+  refunds by amount; the drop is reversed,
   pending value first, then from `available`; what is not there is `uncollected`: `available`
   goes negative (allow_negative) or it goes to `house/{asset}/written_off` (write_off); captured
   redemptions carrying the order's id come back cumulatively floor(paid * R / A), booked before
@@ -47,6 +51,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from hypothesis import HealthCheck, settings, strategies as st
@@ -142,14 +147,27 @@ class Order:
     refunded: int = 0
     returned: Counter = field(default_factory=Counter)  # sku -> quantity refunded by lines
     restored: dict[str, int] = field(default_factory=lambda: {"points": 0, "cashback": 0})
+    paid_value: int = 0  # rewards captured for the order by its customer before it was recorded
+    by_amount: int = 0  # refunded by amount rather than by lines
 
-    def kept(self, asset: str, remaining_amount: int) -> int:
-        """What the order keeps once only `remaining_amount` of it is left: min(earned, floor(rest * rate))."""
+    def value_left(self, returned: Counter, by_amount: int) -> Fraction:
+        if not self.lines:
+            return Fraction(self.amount - by_amount)
+        bought = self.bought()
+        lines_net = sum(net for _, net in bought.values())
+        left = Fraction(self.amount - lines_net)  # tax and shipping
+        for sku, (quantity, net) in bought.items():
+            left += Fraction(net * (quantity - returned[sku]), quantity)
+        return max(left - by_amount, Fraction(0))
+
+    def kept(self, asset: str, returned: Counter, by_amount: int) -> int:
+        """What the order keeps with `returned` quantities and `by_amount` refunded."""
+        base = self.value_left(returned, by_amount) * Fraction(self.amount - self.paid_value, self.amount)
         if asset == "points":
-            would = remaining_amount * self.rates["points_per_unit"] // self.rates["unit_amount"]
+            would = base * self.rates["points_per_unit"] // self.rates["unit_amount"]
         else:
-            would = remaining_amount * self.rates["cashback_rate_bps"] // 10_000
-        return min(self.earned[asset], would)
+            would = base * self.rates["cashback_rate_bps"] // 10_000
+        return min(self.earned[asset], int(would))
 
     def bought(self) -> dict[str, tuple[int, int]]:
         """sku -> (quantity, net) over the order's lines."""
@@ -406,10 +424,15 @@ def test_random_checkouts_keep_every_balance_exact(app, client, make_program, cl
             self.upkeep(customer)
             s, now = self.settings, clock.now()
             rates = {k: s[k] for k in ("points_per_unit", "unit_amount", "cashback_rate_bps")}
-            earned = {"points": amount * s["points_per_unit"] // s["unit_amount"],
-                      "cashback": amount * s["cashback_rate_bps"] // 10_000}
+            paid_value = min(sum(self.points_value(r.captured) if r.asset == "points" else r.captured
+                                 for r in self.redemptions.values()
+                                 if r.order_id == order_id and r.status == "captured" and r.customer == customer), amount)
+            base = amount - paid_value
+            earned = {"points": base * s["points_per_unit"] // s["unit_amount"],
+                      "cashback": base * s["cashback_rate_bps"] // 10_000}
             hold_days = {"points": s["points_hold_days"], "cashback": s["cashback_hold_days"]}
-            order = Order(order_id, customer, amount, earned, rates, lines[0] if lines is not None else None)
+            order = Order(order_id, customer, amount, earned, rates, lines[0] if lines is not None else None,
+                          paid_value=paid_value)
             assert (data["points_earned"], data["cashback_earned"]) == (earned["points"], earned["cashback"])
             for asset, value in earned.items():
                 if value == 0:
@@ -524,7 +547,12 @@ def test_random_checkouts_keep_every_balance_exact(app, client, make_program, cl
             reversed_: dict[str, int] = {}
             uncollected: dict[str, int] = {}
             for asset in ASSETS:
-                to_reverse = order.kept(asset, order.amount - order.refunded) - order.kept(asset, order.amount - total)
+                returned_after = Counter(order.returned)
+                for line in body.get("lines", []):
+                    returned_after[line["sku"]] += line["quantity"]
+                by_amount_after = order.by_amount + (amount if "lines" not in body else 0)
+                to_reverse = (order.kept(asset, order.returned, order.by_amount)
+                              - order.kept(asset, returned_after, by_amount_after))
                 assert to_reverse >= 0
                 reversed_[asset], uncollected[asset] = to_reverse, 0
                 if to_reverse == 0:
@@ -559,6 +587,8 @@ def test_random_checkouts_keep_every_balance_exact(app, client, make_program, cl
             assert data["balances"] == self.expected_balances(customer)
             self.entry_count += entries
             order.refunded = total
+            if "lines" not in body:
+                order.by_amount += amount
             for line in body.get("lines", []):
                 order.returned[line["sku"]] += line["quantity"]
             self.refunds[body["refund_id"]] = (order.order_id, body)
@@ -784,7 +814,7 @@ def test_random_checkouts_keep_every_balance_exact(app, client, make_program, cl
                 for customer in self.customers:
                     r, e = self.upkeep(customer)
                     releases, expired = releases + r, expired + e
-                assert done == {"releases": releases, "expired_holds": expired}
+                assert done == {"releases": releases, "expired_holds": expired, "expired_points": 0, "tier_evaluations": 0}
 
         # --- invariants ----------------------------------------------------------------------
 

@@ -43,6 +43,10 @@ class State:
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[int, dict[str, Any]] = field(default_factory=dict)
     redemptions: dict[int, dict[str, Any]] = field(default_factory=dict)  # none are created by these use cases
+    config_versions: list[dict[str, Any]] = field(default_factory=list)
+    awards: list[dict[str, Any]] = field(default_factory=list)
+    budgets: dict[tuple[str, str], int] = field(default_factory=dict)
+    tier_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def new_pk(self) -> int:
         pk = self.next_id
@@ -75,6 +79,9 @@ class FakePrograms(_Repo):
 
     def get(self, program_id: str) -> Program | None:
         return self._s.programs.get(program_id)
+
+    def all(self) -> list[Program]:
+        return sorted(self._s.programs.values(), key=lambda p: p.id)
 
     def get_by_creation_key(self, creation_key_hash: str) -> Program | None:
         program_id = self._s.creation_keys.get(creation_key_hash)
@@ -339,6 +346,85 @@ class FakeRedemptions(_Repo):
         return sorted({r["customer_pk"] for r in self._expired(now)})[:limit]
 
 
+class FakeEarning(_Repo):
+    def latest_config(self, program_id: str) -> dict[str, Any] | None:
+        rows = [r for r in self._s.config_versions if r["program_id"] == program_id]
+        return dict(max(rows, key=lambda r: r["version"])) if rows else None
+
+    def config(self, program_id: str, version: int) -> dict[str, Any] | None:
+        rows = [r for r in self._s.config_versions if r["program_id"] == program_id and r["version"] == version]
+        return dict(rows[0]) if rows else None
+
+    def add_config(self, program_id: str, version: int, config: dict[str, Any], at: datetime, actor: str,
+                   request_id: str | None, before: dict[str, Any], after: dict[str, Any]) -> None:
+        if self.config(program_id, version):
+            raise ValueError("duplicate version")  # the unique (program_id, version)
+        self._s.config_versions.append({"program_id": program_id, "version": version, "config": copy.deepcopy(config)})
+        self._s.program_changes.append({"program_id": program_id, "actor": actor, "request_id": request_id,
+                                        "changed_at": at, "before": before, "after": after})
+
+    def _purchases(self, customer_pk: int) -> list[dict[str, Any]]:
+        return [p for p in self._s.purchases.values() if p["customer_pk"] == customer_pk]
+
+    def purchase_span(self, customer_pk: int) -> tuple[datetime | None, datetime | None]:
+        moments = [p["occurred_at"] for p in self._purchases(customer_pk)]
+        return (min(moments), max(moments)) if moments else (None, None)
+
+    def purchases_between(self, customer_pk: int, start: datetime, end: datetime) -> int:
+        return sum(1 for p in self._purchases(customer_pk) if start <= p["occurred_at"] < end)
+
+    def awarded_between(self, customer_pk: int, source_id: str, start: datetime, end: datetime) -> int:
+        return sum(a["points"] for a in self._s.awards if a["customer_pk"] == customer_pk
+                   and a["source_id"] == source_id and start <= a["awarded_at"] < end)
+
+    def occasions(self, customer_pk: int, source_ids: Sequence[str]) -> set[str]:
+        return {f"{a['source_id']}:{a['occasion']}" for a in self._s.awards
+                if a["customer_pk"] == customer_pk and a["source_id"] in source_ids and a["occasion"]}
+
+    def add_awards(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._s.awards.extend(dict(r) for r in rows)
+
+    def budget_used(self, program_id: str, campaign_id: str, lock: bool) -> int:
+        return self._s.budgets.get((program_id, campaign_id), 0)
+
+    def use_budget(self, program_id: str, campaign_id: str, points: int) -> None:
+        key = (program_id, campaign_id)
+        self._s.budgets[key] = self._s.budgets.get(key, 0) + points
+
+    def budgets(self, program_id: str) -> dict[str, int]:
+        return {c: used for (p, c), used in self._s.budgets.items() if p == program_id}
+
+    def captured_for_order(self, program_id: str, order_id: str, customer_pk: int) -> list[dict[str, Any]]:
+        return [{"asset": r["asset"], "captured_amount": r["captured_amount"]} for r in self._s.redemptions.values()
+                if r.get("order_id") == order_id and r["customer_pk"] == customer_pk and r["status"] == "captured"]
+
+
+class FakeTiers(_Repo):
+    def add_change(self, **fields: Any) -> None:
+        self._s.tier_changes.append({"id": self._s.new_pk(), **fields})
+
+    def set_customer_tier(self, customer_pk: int, **values: Any) -> None:
+        self._s.customers[customer_pk] = replace(self._s.customers[customer_pk], **values)
+
+    def changes(self, customer_pk: int, limit: int = 50) -> list[dict[str, Any]]:
+        rows = [c for c in self._s.tier_changes if c["customer_pk"] == customer_pk]
+        return [dict(c) for c in reversed(rows)][:limit]
+
+    def _net(self, customer_pk: int, start: datetime, end: datetime, field_name: str) -> int:
+        return sum(p[field_name] for p in self._s.purchases.values()
+                   if p["customer_pk"] == customer_pk and start <= p["occurred_at"] < end)
+
+    def qualifying_spend(self, customer_pk: int, start: datetime, end: datetime) -> int:
+        return self._net(customer_pk, start, end, "amount")  # these use cases record no refunds
+
+    def purchase_points(self, customer_pk: int, start: datetime, end: datetime) -> int:
+        return self._net(customer_pk, start, end, "points_earned")
+
+    def due_for_evaluation(self, now: datetime, after_pk: int, limit: int) -> list[int]:
+        return sorted(pk for pk, c in self._s.customers.items() if pk > after_pk and (
+            (c.tier_evaluate_at and c.tier_evaluate_at <= now) or (c.tier_manual_until and c.tier_manual_until <= now)))[:limit]
+
+
 class FakeUnitOfWork:
     """Works on a private copy of the store's state; only `commit()` publishes it."""
 
@@ -356,6 +442,8 @@ class FakeUnitOfWork:
         self.releases = FakeReleases(self)
         self.idempotency = FakeIdempotency(self)
         self.redemptions = FakeRedemptions(self)
+        self.earning = FakeEarning(self)
+        self.tiers = FakeTiers(self)
 
     def __enter__(self) -> "FakeUnitOfWork":
         self.state = copy.deepcopy(self.store.state)
