@@ -52,6 +52,21 @@ def period_start(instant: datetime, tz: str, period: str) -> datetime:
     return start_of_local_day(first, tz)
 
 
+def period_end(instant: datetime, tz: str, period: str) -> datetime:
+    """Start (UTC) of the local period after the one containing `instant`."""
+    start = period_start(instant, tz, period)
+    day = local_date(start, tz)
+    if period == "day":
+        following = day + timedelta(days=1)
+    elif period == "week":
+        following = day + timedelta(days=7)
+    elif period == "month":
+        following = add_months(day, 1)
+    else:
+        following = day.replace(year=day.year + 1)
+    return start_of_local_day(following, tz)
+
+
 def period_key(instant: datetime, tz: str, period: str) -> str:
     """A label of the local period containing `instant`: 2026-11-26, 2026-W48, 2026-11, 2026."""
     day = local_date(instant, tz)

@@ -223,7 +223,8 @@ def campaign_occasion(campaign: Campaign, facts: EarningFacts) -> tuple[bool, st
         return last is not None and (day - last).days >= (campaign.inactive_days or 0), None
     if campaign.kind == "frequency":
         occasion = period_key(facts.occurred_at, facts.timezone, campaign.period or "month")
-        return facts.purchases_in_period.get(campaign.period or "month", 0) == (campaign.nth_purchase or 0) - 1, occasion
+        nth = facts.purchases_in_period.get(campaign.period or "month", 0) == (campaign.nth_purchase or 0) - 1
+        return nth and f"{campaign.id}:{occasion}" not in facts.occasions_awarded, occasion
     return False, None
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from ..domain.calendar import birthday_month, local_date, period_start
+from ..domain.calendar import birthday_month, local_date, period_end, period_start
 from ..domain.customers import Customer
 from ..domain.earning import EarningFacts, EarningResult, OrderToEarn, compute_earnings
 from ..clock import Clock
@@ -77,10 +77,13 @@ def gather_facts(uow: UnitOfWork, program: Program, config: EarningConfig, custo
     facts["purchases_in_period"] = {
         period: uow.earning.purchases_between(customer.pk, period_start(occurred_at, tz, period), end)
         for period in sorted(periods)}
+    # A cap counts everything its rule added in the purchase's whole local period, including
+    # purchases dated later than this one (a back-dated purchase must not get the room twice).
     facts["rule_used"] = {
-        rule.id: uow.earning.awarded_between(customer.pk, rule.id, period_start(occurred_at, tz, rule.cap_period), end)
+        rule.id: uow.earning.awarded_between(customer.pk, rule.id, period_start(occurred_at, tz, rule.cap_period),
+                                             period_end(occurred_at, tz, rule.cap_period))
         for rule in config.rules if rule.cap_period}
-    once = [c.id for c in campaigns if c.kind in ("birthday", "anniversary")]
+    once = [c.id for c in campaigns if c.kind in ("birthday", "anniversary", "frequency")]
     facts["occasions_awarded"] = frozenset(uow.earning.occasions(customer.pk, once)) if once else frozenset()
     budget_left = {}
     for campaign in sorted(campaigns, key=lambda c: c.id):

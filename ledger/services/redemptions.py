@@ -248,8 +248,11 @@ class Quote:
 
 
 def quote(uow: UnitOfWork, clock: Clock, program_id: str, customer_id: str, amount: int) -> Quote:
-    """What the customer may redeem on an order of `amount`, and what the order would earn. Writes nothing."""
-    from ..domain.earning import purchase_earnings
+    """What the customer may redeem on an order of `amount`, and what the order would earn if paid
+    without rewards, under the rules, campaigns and tier in force (the order's lines and channel
+    are not known here: `POST /v1/purchases/simulate` gives the exact figure). Writes nothing."""
+    from ..domain.earning import OrderToEarn
+    from .earning import current_config, earn
 
     now = clock.now()
     program = uow.programs.get(program_id)
@@ -261,7 +264,8 @@ def quote(uow: UnitOfWork, clock: Clock, program_id: str, customer_id: str, amou
     points -= points % settings.redeem_step_points
     if points < settings.min_redeem_points:
         points = 0
-    earned = purchase_earnings(amount, settings)
+    earned, _facts = earn(uow, program, current_config(uow, program_id), customer, OrderToEarn(amount=amount), now,
+                          lock_budgets=False)
 
     def until(days: int, earns: int) -> datetime | None:
         return now + timedelta(days=days) if days > 0 and earns > 0 else None

@@ -200,7 +200,11 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     collected: dict[str, int] = {}
     uncollected: dict[str, int] = {}
     previous_pairs = [(r["amount"], r["lines"]) for r in previous]
-    kept_before = kept_by_order(uow, program, purchase, previous_pairs)
+    # What the order still holds is what it earned less what refunds took back: so refunds never
+    # take back more than was earned, even where the rules are not monotone (a reducing
+    # multiplier behind a minimum spend).
+    kept_before = {asset: purchase[f"{asset}_earned"] - sum(r[f"{asset}_reversed"] for r in previous)
+                   for asset in ASSETS}
     kept_now = kept_by_order(uow, program, purchase, previous_pairs + [(amount, cmd.lines)])
     unexpired = 0
     for asset in ASSETS:

@@ -272,6 +272,53 @@ def test_cap_per_customer_per_local_period(client, make_program, enrol, clock, v
     verify()
 
 
+def test_min_spend_counts_only_the_matching_lines_earning_base(client, program, enrol, verify):
+    enrol(program, "c-1")
+    _rule(client, program, "shoes-x2", name="Shoes x2 from 50.00 of shoes", kind="multiplier", multiplier_bps=20_000,
+          conditions={"categories": ["shoes"], "min_spend": 5_000})
+    # 40.00 of shoes + 60.00 of hats: the order is 100.00 but only 40.00 matches -> no multiplier, 100 points.
+    low = _buy(client, program, _body("A-1", "c-1", [_line("SHOE-1", 4_000, category="shoes"),
+                                                      _line("HAT-1", 6_000, category="hats")]))
+    assert low["points_earned"] == 100
+    assert _detail(client, program, "A-1")["trace"]["lines"][0]["multipliers"] == []
+    # 60.00 - 10.00 discount = 50.00 of shoes reaches it: 50 * 2 + 10 = 110.
+    high = _buy(client, program, _body("A-2", "c-1", [_line("SHOE-1", 6_000, category="shoes", discount=1_000),
+                                                       _line("HAT-1", 1_000, category="hats")]))
+    assert high["points_earned"] == 110
+    assert [line["points"] for line in _detail(client, program, "A-2")["trace"]["lines"]] == [100, 10]
+    verify()
+
+
+def test_a_capped_bonus_gives_only_what_is_left_of_the_day(client, program, enrol, clock, verify):
+    enrol(program, "c-1")
+    _rule(client, program, "visit", name="100 a visit, 150 a day", kind="bonus", bonus_points=100,
+          cap_points=150, cap_period="day")
+    lines = [_line("SOCK-1", 1_000)]
+    # 10 base points + 100 bonus; then 10 + the 50 left; then 10 and no bonus.
+    assert [_buy(client, program, _body(f"A-{i}", "c-1", lines))["points_earned"] for i in range(3)] == [110, 60, 10]
+    second, third = _detail(client, program, "A-1")["trace"], _detail(client, program, "A-2")["trace"]
+    assert second["bonuses"] == [{"source": "rule", "id": "visit", "name": "100 a visit, 150 a day", "points": 50}]
+    assert second["caps"] == [{"source": "rule", "id": "visit", "limit_left": 50, "wanted": "100", "granted": "50"}]
+    assert third["bonuses"] == [] and third["caps"][0]["granted"] == "0"
+    clock.advance(days=1)  # a new day: the full bonus again
+    assert _buy(client, program, _body("A-3", "c-1", lines))["points_earned"] == 110
+    verify()
+
+
+def test_cap_holds_for_a_purchase_dated_earlier_in_the_same_period(client, program, enrol, verify):
+    enrol(program, "c-1")
+    _rule(client, program, "double", name="Double points, 150 a month", kind="multiplier", multiplier_bps=20_000,
+          cap_points=150, cap_period="month")
+    lines = [_line("SHOE-1", 10_000, category="shoes")]
+    # Recorded first, at 12:00 on 26 November: 100 + 100 extra = 200.
+    assert _buy(client, program, _body("A-1", "c-1", lines))["points_earned"] == 200
+    # Recorded second, dated 10:00 the same day (same month): only 50 of the cap are left -> 150.
+    late = _buy(client, program, _body("A-2", "c-1", lines, occurred_at="2026-11-26T10:00:00Z"))
+    assert late["points_earned"] == 150
+    assert _points(client, program, "c-1")["available"] == 350  # 200 base + the 150 the cap allows
+    verify()
+
+
 # --------------------------------------------------------------------------- rounding
 
 
@@ -365,7 +412,7 @@ def test_each_rule_change_is_a_version_with_an_audit_record(client, app, program
     assert [(r["id"], r["multiplier_bps"], r["config_version"]) for r in listed["items"]] == [("shoes", 30_000, 2)]
 
     clock.advance(minutes=5)
-    response = client.delete("/v1/rules/shoes", headers=program.headers("admin"))
+    response = client.delete("/v1/rules/shoes", headers={**program.headers("admin"), "X-Request-Id": "del-shoes-1"})
     assert response.status_code == 204 and response.get_data() == b""
     deleted_at = clock.now()
     assert _version(client, program) == 3
@@ -388,6 +435,7 @@ def test_each_rule_change_is_a_version_with_an_audit_record(client, app, program
     assert change["after"]["rule:shoes"]["conditions"]["categories"] == ["shoes"]
     assert removal["before"]["rule:shoes"]["multiplier_bps"] == 30_000
     assert removal["after"] == {"rule:shoes": None, "config_version": 3}
+    assert removal["request_id"] == "del-shoes-1"
     # Only admin changes rules; the app and storefront may not.
     assert_problem(_put_rule(client, program, "x", rule, role="storefront"), 403, "forbidden")
     assert_problem(client.delete("/v1/rules/x", headers=program.headers("app")), 403, "forbidden")
@@ -464,7 +512,9 @@ def test_bad_rule_bodies_are_refused_and_write_nothing(client, app, program, bod
 def test_a_bad_rule_id_is_refused(client, app, program, verify):
     counts = row_counts(app)
     body = {"name": "Shoes x2", "kind": "multiplier", "multiplier_bps": 20_000}
-    response = _put_rule(client, program, "a" * 41, body)
-    assert response.status_code in (404, 422), response.get_data(as_text=True)
-    assert row_counts(app) == counts
+    assert_problem(_put_rule(client, program, "a" * 41, body), 422, "validation_error", "rule_id")
+    assert_problem(_put_rule(client, program, "no%20spaces", body), 422, "validation_error", "rule_id")
+    assert row_counts(app) == counts and _version(client, program) == 0
     verify()
+
+
