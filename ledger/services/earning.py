@@ -70,7 +70,7 @@ def gather_facts(uow: UnitOfWork, program: Program, config: EarningConfig, custo
     campaigns = [c for c in config.campaigns if c.runs_on(day)]
     kinds = {c.kind for c in campaigns}
     if kinds & {"anniversary", "winback"}:
-        first, last = uow.earning.purchase_span(customer.pk)
+        first, last = uow.earning.purchase_span(customer.pk, occurred_at)
         facts["first_purchase_on"] = local_date(first, tz) if first else None
         facts["last_purchase_on"] = local_date(last, tz) if last else None
     periods = {c.period for c in campaigns if c.kind == "frequency" and c.period}

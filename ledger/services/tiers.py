@@ -54,6 +54,11 @@ def next_evaluation(ladder: TierLadder, tz: str, after: datetime) -> datetime:
     return start_of_local_day(add_months(local_date(after, tz), 12), tz)
 
 
+def decision_at(ladder: TierLadder, tz: str, evaluate_at: datetime) -> datetime:
+    """When an evaluation decides: `grace_days` local days after the evaluation date, at local midnight."""
+    return start_of_local_day(local_date(evaluate_at, tz) + timedelta(days=ladder.grace_days), tz)
+
+
 def _change(uow: UnitOfWork, now: datetime, program: Program, ladder: TierLadder, customer: Customer,
             to: Tier, reason: str, metric_value: int | None, actor: str, purchase_id: int | None = None,
             manual_until: datetime | None = None, evaluate_at: datetime | None | str = "auto") -> None:
@@ -105,9 +110,15 @@ def undo_upgrade_after_refund(uow: UnitOfWork, now: datetime, program: Program, 
     if back_rank >= ladder.rank(current.id):
         return
     earlier = history[1] if len(history) > 1 else None
-    evaluate_at = (next_evaluation(ladder, program.settings.timezone, earlier["changed_at"])
-                   if earlier and back_rank > 0 else None)
-    _change(uow, now, program, ladder, customer, ladder.tiers[back_rank], "upgrade_undone", value, ctx.actor,
+    restored = ladder.tiers[back_rank]
+    tz = program.settings.timezone
+    if back_rank == 0:
+        evaluate_at = None
+    elif earlier is not None and earlier["to_tier"] == restored.id:
+        evaluate_at = next_evaluation(ladder, tz, earlier["changed_at"])  # as it was before the upgrade
+    else:
+        evaluate_at = next_evaluation(ladder, tz, now)
+    _change(uow, now, program, ladder, customer, restored, "upgrade_undone", value, ctx.actor,
             purchase_id=purchase["id"], evaluate_at=evaluate_at)
 
 
@@ -127,9 +138,9 @@ def evaluate_customer(uow: UnitOfWork, now: datetime, program: Program, customer
                 evaluate_at="auto")
         return "manual_ended"
     due = customer.tier_evaluate_at
-    if due is None or due + timedelta(days=ladder.grace_days) > now:
+    if due is None or decision_at(ladder, tz, due) > now:
         return None
-    decided_at = due + timedelta(days=ladder.grace_days)
+    decided_at = decision_at(ladder, tz, due)
     if ladder.window == "calendar_year":
         value = metric(uow, ladder, customer.pk, period_start(due - timedelta(microseconds=1), tz, "year"),
                        decided_at + timedelta(microseconds=1))
@@ -159,6 +170,8 @@ def set_manual_tier(uow: UnitOfWork, clock: Clock, program_id: str, customer_id:
     if until <= now:
         raise ValidationFailed([{"field": "until", "message": "must be in the future"}])
     customer = require_customer(uow, program_id, customer_id, lock=True)
+    if customer.tier_id == tier_id and customer.tier_manual_until == until:
+        return tier_status(uow, clock, program_id, customer_id)  # the same override again: nothing to record
     value = metric_ending(uow, ladder, program.settings.timezone, customer.pk, now)
     _change(uow, now, program, ladder, customer, ladder.get(tier_id), "manual", value, ctx.actor,
             manual_until=until, evaluate_at=None)
@@ -205,7 +218,7 @@ def tier_status(uow: UnitOfWork, clock: Clock, program_id: str, customer_id: str
     nxt = ladder.tiers[rank + 1] if rank + 1 < len(ladder.tiers) else None
     keep = None
     if rank > 0 and customer.tier_manual_until is None and customer.tier_evaluate_at is not None:
-        decided_at = customer.tier_evaluate_at + timedelta(days=ladder.grace_days)
+        decided_at = decision_at(ladder, tz, customer.tier_evaluate_at)
         if ladder.window == "calendar_year":
             counted_from = period_start(customer.tier_evaluate_at - timedelta(microseconds=1), tz, "year")
         else:

@@ -43,9 +43,10 @@ class SqlEarning:
                                                       changed_at=at, before=before, after=after))
 
     # -- facts about a customer's earlier purchases and awards
-    def purchase_span(self, customer_pk: int) -> tuple[datetime | None, datetime | None]:
+    def purchase_span(self, customer_pk: int, before: datetime) -> tuple[datetime | None, datetime | None]:
+        """The first and the latest of the customer's purchases that occurred before `before`."""
         q = select(func.min(PURCHASES.c.occurred_at), func.max(PURCHASES.c.occurred_at)).where(
-            PURCHASES.c.customer_pk == customer_pk)
+            PURCHASES.c.customer_pk == customer_pk, PURCHASES.c.occurred_at < before)
         first, last = self.s.execute(q).one()
         return first, last
 

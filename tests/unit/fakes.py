@@ -366,8 +366,8 @@ class FakeEarning(_Repo):
     def _purchases(self, customer_pk: int) -> list[dict[str, Any]]:
         return [p for p in self._s.purchases.values() if p["customer_pk"] == customer_pk]
 
-    def purchase_span(self, customer_pk: int) -> tuple[datetime | None, datetime | None]:
-        moments = [p["occurred_at"] for p in self._purchases(customer_pk)]
+    def purchase_span(self, customer_pk: int, before: datetime) -> tuple[datetime | None, datetime | None]:
+        moments = [p["occurred_at"] for p in self._purchases(customer_pk) if p["occurred_at"] < before]
         return (min(moments), max(moments)) if moments else (None, None)
 
     def purchases_between(self, customer_pk: int, start: datetime, end: datetime) -> int:
