@@ -63,14 +63,18 @@ def hold_released(asset: str, amount: int, currency: str, order_id: str | None, 
     return f"{value_of(asset, amount, currency)} reserved{_for_order(order_id)} returned to your balance: {reason}"
 
 
-def refund(order_id: str, reversed_: dict[str, int], restored: dict[str, int], currency: str) -> str:
+def refund(order_id: str, reversed_: dict[str, int], restored: dict[str, int], currency: str,
+           restored_expired: int = 0) -> str:
     parts = []
     took = [value_of(a, n, currency) for a, n in reversed_.items() if n]
-    gave = [value_of(a, n, currency) for a, n in restored.items() if n]
+    gave = [value_of(a, n - (restored_expired if a == "points" else 0), currency)
+            for a, n in restored.items() if n - (restored_expired if a == "points" else 0)]
     if took:
         parts.append(f"{' and '.join(took)} earned on it taken back")
     if gave:
         parts.append(f"{' and '.join(gave)} you paid with returned")
+    if restored_expired:
+        parts.append(f"{points(restored_expired)} you paid with had already expired and are not returned")
     return f"Refund on order {order_id}: " + ("; ".join(parts) if parts else "nothing to adjust")
 
 

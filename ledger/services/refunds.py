@@ -28,7 +28,6 @@ from ..domain.expiry import reissued_expiry
 from ..domain.programs import Program
 from ..domain.transactions import Posting, Reference, TransactionDraft
 from .earning import config_at
-from .expiry import expire_due_for_customer
 from .lots import consume_lots, credit_lot
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
@@ -186,12 +185,24 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
                 if r["customer_pk"] == customer.pk]
     for redemption in captures:
         paid[redemption["asset"]] += redemption["captured_amount"]
+    # Restored points keep the latest expiry of the lots their redemptions spent; if that has
+    # passed, they are reissued for reissue_days, or (restored_after_expiry "expire") they go from
+    # `redeemed` straight to `expired`: never spendable, never repaying a debt, never held.
+    spent = uow.lots.consumed_by([r["settle_transaction_id"] for r in captures if r["asset"] == Asset.POINTS])
+    expiries = [lot["expires_at"] for lot in spent]
+    restore_expires_at = None if not expiries or None in expiries else max(expiries)
+    restore_lapsed = restore_expires_at is not None and restore_expires_at <= now
+    if restore_lapsed and settings.restored_after_expiry == "reissue":
+        restore_expires_at, restore_lapsed = reissued_expiry(settings, now), False
     for asset in ASSETS:
         before = sum(r[f"{asset}_restored"] for r in previous)
         after = paid[asset] * (refunded_before + amount) // purchase["amount"]
         restored[asset] = after - before
         if restored[asset] > 0:
             postings.append(Posting(house_account(asset, "redeemed"), asset, -restored[asset]))
+            if asset == Asset.POINTS and restore_lapsed:
+                postings.append(Posting(house_account(asset, "expired"), asset, restored[asset]))
+                continue
             postings.append(Posting(customer.account(asset, Bucket.AVAILABLE), asset, restored[asset]))
             balances[customer.account(asset, Bucket.AVAILABLE)] += restored[asset]
 
@@ -248,18 +259,15 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
         draft = TransactionDraft(
             type="refund", reference=Reference("refund", cmd.refund_id), postings=tuple(postings),
             occurred_at=cmd.occurred_at or now,
-            description=describe.refund(cmd.order_id, reversed_, restored, settings.currency),
+            description=describe.refund(cmd.order_id, reversed_, restored, settings.currency,
+                                        restored_expired=restored[Asset.POINTS] if restore_lapsed else 0),
             metadata={"order_id": cmd.order_id, "amount": amount, "clawback_policy": settings.clawback_policy},
         )
         transaction_id = uow.ledger.post(program_id, draft, ctx, now, customer).id
-        if restored[Asset.POINTS] > 0:
-            spent = uow.lots.consumed_by([r["settle_transaction_id"] for r in captures if r["asset"] == Asset.POINTS])
-            expiries = [lot["expires_at"] for lot in spent]
-            expires_at = None if not expiries or None in expiries else max(expiries)
-            if expires_at is not None and expires_at <= now and settings.restored_after_expiry == "reissue":
-                expires_at = reissued_expiry(settings, now)
+        if restored[Asset.POINTS] > 0 and not restore_lapsed:
             credit_lot(uow, settings, customer, restored[Asset.POINTS], transaction_id, "refund_restore", now,
-                       available_at=now, available_before=points_available_before_restore, expires_at=expires_at)
+                       available_at=now, available_before=points_available_before_restore,
+                       expires_at=restore_expires_at)
         own_lot = [purchase["transaction_id"]] if purchase["transaction_id"] else []
         consume_lots(uow, customer, from_pending.get(Asset.POINTS, 0) + collected.get(Asset.POINTS, 0),
                      transaction_id, now, prefer_transactions=own_lot)
@@ -273,8 +281,6 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
         transaction_id=transaction_id, occurred_at=cmd.occurred_at or now, recorded_at=now,
         points_unexpired=unexpired)
     undo_upgrade_after_refund(uow, now, program, customer, purchase, ctx)
-    if settings.points_expiry != "none" and restored[Asset.POINTS] > 0:
-        expire_due_for_customer(uow, now, program, customer, ctx)  # restored points whose life is over
     return RefundResult(
         refund_id=cmd.refund_id, order_id=cmd.order_id, customer_id=customer.customer_id,
         transaction_id=transaction_id, amount=amount,

@@ -230,7 +230,8 @@ def test_lots_without_expiry_are_spent_last(client, make_program, enrol, buy, cl
     verify()
 
 
-def test_held_points_do_not_expire_until_the_hold_is_voided(client, make_program, enrol, buy, clock, verify):
+@pytest.mark.parametrize("end", ["void", "capture 25"])
+def test_held_points_do_not_expire_while_held(client, make_program, enrol, buy, clock, verify, end):
     program = _fixed(make_program)
     enrol(program, "c-1")
     _bought(buy, program, "A-1", "c-1", 10_000)  # 100 points, expire 2026-12-06T23:00Z
@@ -244,12 +245,18 @@ def test_held_points_do_not_expire_until_the_hold_is_voided(client, make_program
     assert _jobs(client, clock) == 0  # still held: still protected
     assert _points(client, program, "c-1") == _pts(0, 0, 40)
 
-    _ok(client.post("/v1/redemptions/R-1/void", json={}, headers=program.headers("storefront")))
-    assert _jobs(client, clock) == 40  # the voided points expire at the next run
+    if end == "void":
+        _ok(client.post("/v1/redemptions/R-1/void", json={}, headers=program.headers("storefront")))
+        back, spent = 40, 0  # all 40 go back to available, from a lot whose life is over
+    else:
+        _ok(client.post("/v1/redemptions/R-1/capture", json={"amount": 25}, headers=program.headers("storefront")))
+        back, spent = 15, 25  # 40 - 25 go back
+    assert _jobs(client, clock) == back  # what the hold gave back expires at the next run
+    assert _jobs(client, clock) == 0
     assert _points(client, program, "c-1") == _pts(0)
     assert [legs for _, legs in _expiries(client, program, "c-1")] == [_expiry_legs("c-1", 60),
-                                                                      _expiry_legs("c-1", 40)]
-    assert _account_total(client, program, "house/points/expired") == 100
+                                                                      _expiry_legs("c-1", back)]
+    assert _account_total(client, program, "house/points/expired") == 100 - spent
     verify()
 
 
@@ -265,6 +272,8 @@ def test_held_points_do_not_expire_until_the_hold_is_voided(client, make_program
     ("2026-11-26T12:00:00Z", 121, "2027-03-27", "2027-03-27T23:00:00Z"),
     # + 122 = 2027-03-28, the 23-hour day; ends 2027-03-29T00:00+02:00 = 2027-03-28T22:00Z.
     ("2026-11-26T12:00:00Z", 122, "2027-03-28", "2027-03-28T22:00:00Z"),
+    # 2026-11-26T23:30Z is already 2026-11-27 00:30 local: + 10 = 2026-12-07 -> 2026-12-07T23:00Z.
+    ("2026-11-26T23:30:00Z", 10, "2026-12-07", "2026-12-07T23:00:00Z"),
 ])
 def test_expiry_at_local_midnight_around_dst(client, make_program, enrol, buy, clock, verify,
                                              bought_at, life_days, last_day, ends_at):
@@ -309,9 +318,13 @@ def test_points_life_in_months_and_to_the_end_of_the_month(client, make_program,
     _patch(client, program, points_life_months=1, points_life_end_of_month=False)
     # 2027-01-31 + 1 month = 2027-02-31, clamped to 2027-02-28 -> 2027-03-01T00:00+01:00 = 2027-02-28T23:00Z.
     _bought(buy, program, "A-2", "c-1", 2_000)  # 20 points
+    _patch(client, program, points_life_months=3)
+    # 2027-01-31 + 3 months = 2027-04-31, clamped to 2027-04-30 -> 2027-05-01T00:00+02:00 = 2027-04-30T22:00Z.
+    _bought(buy, program, "A-4", "c-1", 500)  # 5 points
     assert _items(_expiring(client, program, "c-1")) == [
         (20, datetime(2027, 2, 28, 23, tzinfo=UTC), "2027-02-28"),
-        (30, datetime(2027, 3, 31, 22, tzinfo=UTC), "2027-03-31")]
+        (30, datetime(2027, 3, 31, 22, tzinfo=UTC), "2027-03-31"),
+        (5, datetime(2027, 4, 30, 22, tzinfo=UTC), "2027-04-30")]
 
     _set(clock, "2027-02-28T23:00:00Z")
     assert _jobs(client, clock) == 20
@@ -319,9 +332,11 @@ def test_points_life_in_months_and_to_the_end_of_the_month(client, make_program,
     assert _jobs(client, clock) == 0
     _set(clock, "2027-03-31T22:00:00Z")
     assert _jobs(client, clock) == 30
+    _set(clock, "2027-04-30T22:00:00Z")
+    assert _jobs(client, clock) == 5
     assert _points(client, program, "c-1") == _pts(0)
     assert [legs for _, legs in _expiries(client, program, "c-1")] == [
-        _expiry_legs("c-1", 100), _expiry_legs("c-1", 20), _expiry_legs("c-1", 30)]
+        _expiry_legs("c-1", 100), _expiry_legs("c-1", 20), _expiry_legs("c-1", 30), _expiry_legs("c-1", 5)]
     verify()
 
 
@@ -363,15 +378,20 @@ def test_job_is_idempotent_and_a_later_write_expires_the_same(client, make_progr
 # --------------------------------------------------------------------------- refunds
 
 
-def test_refund_of_an_expired_lot_takes_it_back_from_expiry(client, make_program, enrol, buy, clock, verify):
+@pytest.mark.parametrize("expired_by", ["job", "the refund's upkeep"])
+def test_refund_of_an_expired_lot_takes_it_back_from_expiry(client, make_program, enrol, buy, clock, verify,
+                                                            expired_by):
     program = _fixed(make_program)
     enrol(program, "c-1")
     _bought(buy, program, "A-1", "c-1", 10_000)  # 100 points (expire 2026-12-06T23:00Z), 200 cashback pending
-    _set(clock, "2026-12-06T23:00:00Z")
-    assert _jobs(client, clock) == 100
+    if expired_by == "job":
+        _set(clock, "2026-12-06T23:00:00Z")
+        assert _jobs(client, clock) == 100
 
     _set(clock, "2026-12-07T10:00:00Z")  # cashback still pending (until 2026-12-26)
-    refund = _refund(client, program, "A-1", "F-1")
+    refund = _refund(client, program, "A-1", "F-1")  # the upkeep books the expiry first if no job did
+    [(_, expiry_legs)] = _expiries(client, program, "c-1")
+    assert expiry_legs == _expiry_legs("c-1", 100)
     assert (refund["points_reversed"], refund["cashback_reversed"]) == (100, 200)
     assert refund["points_uncollected"] == 0
     assert refund["balances"]["points"] == _pts(0)  # not -100: the customer is not charged twice
@@ -426,24 +446,55 @@ def test_refunds_after_partial_spending_and_partial_expiry(client, make_program,
     verify()
 
 
-@pytest.mark.parametrize("policy", ["reissue", "expire"])
-def test_restored_points_whose_lot_expired(client, make_program, enrol, buy, clock, verify, policy):
+def _paid_with_points(client: Any, make_program: Any, enrol: Any, buy: Any, clock: Any, policy: str) -> Any:
+    """A-1 earns 100 points (expire 2026-12-06T23:00Z); a day later 40 of them (worth 40 cents) pay for
+    order O-9 of 50 cents, which earns floor((50 - 40) / 100) = 0 points. 60 of A-1's lot are left."""
     program = _fixed(make_program, restored_after_expiry=policy, cashback_rate_bps=0)
     enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)  # 100 points, expire 2026-12-06T23:00Z
+    _bought(buy, program, "A-1", "c-1", 10_000)
     clock.advance(days=1)
-    # 40 points (worth 40 cents) pay for order O-9 of 50 cents, which earns floor(10 / 100) = 0 points.
     _hold_and_capture(client, program, "R-1", "c-1", 40, order_id="O-9", order_amount=50)
     assert _bought(buy, program, "O-9", "c-1", 50)["points_earned"] == 0
+    return program
+
+
+def test_restored_points_keep_the_latest_expiry_of_the_lots_they_came_from(client, make_program, enrol, buy,
+                                                                           clock, verify):
+    program = _paid_with_points(client, make_program, enrol, buy, clock, "reissue")
+    clock.advance(days=1)  # 2026-11-28
+    _bought(buy, program, "B-1", "c-1", 5_000)  # 50 points, last day 2026-12-08 -> 2026-12-08T23:00Z
+    # 80 points pay for O-8 (1_000 cents, earns floor(920 / 100) = 9): 60 from A-1's lot, then 20 from B-1's.
+    _hold_and_capture(client, program, "R-2", "c-1", 80, order_id="O-8", order_amount=1_000)
+    assert _bought(buy, program, "O-8", "c-1", 1_000)["points_earned"] == 9  # last day 2026-12-08 too
+    _set(clock, "2026-12-01T12:00:00Z")  # before both expiries: O-9's 40 keep A-1's date
+    assert _refund(client, program, "O-9", "F-1")["points_restored"] == 40
+    _set(clock, "2026-12-07T12:00:00Z")  # A-1's date has passed, B-1's has not: O-8's 80 keep B-1's
+    refund = _refund(client, program, "O-8", "F-2")
+    # 2026-12-06T23:00Z has passed: the refund's upkeep first expires O-9's restored 40 (A-1's date).
+    # Then 80 restored and O-8's own 9 points clawed back (from its own lot): 30 + 9 + 80 - 9 = 110.
+    assert (refund["points_restored"], refund["points_reversed"]) == (80, 9)
+    assert refund["balances"]["points"] == _pts(110)
+    assert _items(_expiring(client, program, "c-1")) == [
+        (110, datetime(2026, 12, 8, 23, tzinfo=UTC), "2026-12-08")]  # 30 of B-1 + 80 restored
+    _set(clock, "2026-12-08T23:00:00Z")
+    assert _jobs(client, clock) == 110
+    assert [legs for _, legs in _expiries(client, program, "c-1")] == [_expiry_legs("c-1", 40),
+                                                                      _expiry_legs("c-1", 110)]
+    verify()
+
+
+@pytest.mark.parametrize("policy", ["reissue", "expire"])
+def test_restored_points_whose_lot_expired(client, make_program, enrol, buy, clock, verify, policy):
+    program = _paid_with_points(client, make_program, enrol, buy, clock, policy)
     _set(clock, "2026-12-06T23:00:00Z")
     assert _jobs(client, clock) == 60  # 100 - 40 spent
 
     _set(clock, "2026-12-07T12:00:00Z")
     refund = _refund(client, program, "O-9", "F-1")
     assert refund["points_restored"] == 40  # 40 * 50 / 50
-    assert _legs(client, program, refund["transaction_id"]) == {"house/points/redeemed": -40,
-                                                                "customer/c-1/points/available": 40}
     if policy == "reissue":
+        assert _legs(client, program, refund["transaction_id"]) == {"house/points/redeemed": -40,
+                                                                    "customer/c-1/points/available": 40}
         # A new life of 30 days: 2026-12-07 + 30 = 2027-01-06 -> 2027-01-06T23:00Z.
         assert refund["balances"]["points"] == _pts(40)
         assert _items(_expiring(client, program, "c-1")) == [(40, datetime(2027, 1, 6, 23, tzinfo=UTC), "2027-01-06")]
@@ -452,15 +503,55 @@ def test_restored_points_whose_lot_expired(client, make_program, enrol, buy, clo
         assert _points(client, program, "c-1") == _pts(40)
         _set(clock, "2027-01-06T23:00:00Z")
         assert _jobs(client, clock) == 40
+        assert [legs for _, legs in _expiries(client, program, "c-1")] == [_expiry_legs("c-1", 60),
+                                                                          _expiry_legs("c-1", 40)]
     else:
-        # They expire at once, as their lot's life ended on 2026-12-06.
+        # Their lot's life ended on 2026-12-06: the refund books them from redeemed straight to
+        # expired, in its own transaction; the customer's balance never shows them.
+        assert _legs(client, program, refund["transaction_id"]) == {"house/points/redeemed": -40,
+                                                                    "house/points/expired": 40}
         assert refund["balances"]["points"] == _pts(0)
         assert _expiring(client, program, "c-1")["items"] == []
-        assert _activity(client, program, "c-1")[0]["description"].endswith("valid until 2026-12-06")
+        assert "40 points you paid with had already expired" in _activity(client, program, "c-1")[0]["description"]
         assert _jobs(client, clock) == 0
+        assert [legs for _, legs in _expiries(client, program, "c-1")] == [_expiry_legs("c-1", 60)]
     assert _points(client, program, "c-1") == _pts(0)
-    assert [legs for _, legs in _expiries(client, program, "c-1")] == [_expiry_legs("c-1", 60),
-                                                                      _expiry_legs("c-1", 40)]
+    assert _account_total(client, program, "house/points/expired") == 100  # 60 + 40
+    verify()
+
+
+def test_restored_points_expire_at_once_despite_an_unrelated_hold(client, make_program, enrol, buy, clock, verify):
+    program = _paid_with_points(client, make_program, enrol, buy, clock, "expire")
+    _set(clock, "2026-12-06T23:00:00Z")
+    assert _jobs(client, clock) == 60
+    _set(clock, "2026-12-07T10:00:00Z")  # 11:00 local
+    _bought(buy, program, "B-1", "c-1", 5_000)  # 50 points, last day 2026-12-17 -> 2026-12-17T23:00Z
+    _hold(client, program, "R-2", "c-1", 30, ttl_seconds=86_400)  # 30 of B-1's points: 20 available
+    refund = _refund(client, program, "O-9", "F-1")
+    assert refund["points_restored"] == 40
+    # The 40 restored points' life ended on 2026-12-06: all 40 go to expired; the hold still holds B-1's 30.
+    assert refund["balances"]["points"] == _pts(20, 0, 30)
+    assert _legs(client, program, refund["transaction_id"]) == {"house/points/redeemed": -40,
+                                                                "house/points/expired": 40}
+    assert [legs for _, legs in _expiries(client, program, "c-1")] == [_expiry_legs("c-1", 60)]
+    _capture(client, program, "R-2")
+    assert _points(client, program, "c-1") == _pts(20)  # 50 - 30
+    verify()
+
+
+def test_restored_points_expire_at_once_rather_than_repay_a_debt(client, make_program, enrol, buy, clock, verify):
+    program = _paid_with_points(client, make_program, enrol, buy, clock, "expire")
+    _set(clock, "2026-12-06T23:00:00Z")
+    assert _jobs(client, clock) == 60
+    _bought(buy, program, "B-1", "c-1", 5_000)  # 50 points
+    _hold_and_capture(client, program, "R-2", "c-1", 50)  # spent: 0 available
+    assert _refund(client, program, "B-1", "F-0")["balances"]["points"] == _pts(-50)  # spent, then clawed back
+    refund = _refund(client, program, "O-9", "F-1")
+    assert refund["points_restored"] == 40
+    # Their life ended on 2026-12-06: they go to expired (40) and the debt stays -50.
+    assert refund["balances"]["points"] == _pts(-50)
+    assert _legs(client, program, refund["transaction_id"]) == {"house/points/redeemed": -40,
+                                                                "house/points/expired": 40}
     assert _account_total(client, program, "house/points/expired") == 100  # 60 + 40
     verify()
 
@@ -558,107 +649,3 @@ def test_cashback_never_expires(client, make_program, enrol, buy, clock, verify)
     assert not [e for e in _entries(client, program) if e["account"].startswith("house/cashback/expired")]
     verify()
 
-
-# PROBES ------------------------------------------------------------------------------------------
-def _probe_setup(client, make_program, enrol, buy, clock, policy="expire"):
-    program = _fixed(make_program, restored_after_expiry=policy, cashback_rate_bps=0)
-    enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)
-    clock.advance(days=1)
-    _hold_and_capture(client, program, "R-1", "c-1", 40, order_id="O-9", order_amount=50)
-    _bought(buy, program, "O-9", "c-1", 50)
-    return program
-
-
-def test_probe_p1_expire_policy_no_prior_job(client, make_program, enrol, buy, clock, verify):
-    program = _probe_setup(client, make_program, enrol, buy, clock)
-    _set(clock, "2026-12-07T12:00:00Z")
-    refund = _refund(client, program, "O-9", "F-1")
-    print(refund["balances"]["points"], [(i["points"], l) for i, l in _expiries(client, program, "c-1")])
-    assert _points(client, program, "c-1") == _pts(0)
-    verify()
-
-
-def test_probe_p3_restore_before_expiry_keeps(client, make_program, enrol, buy, clock, verify):
-    program = _probe_setup(client, make_program, enrol, buy, clock, "reissue")
-    _set(clock, "2026-12-01T12:00:00Z")
-    _refund(client, program, "O-9", "F-1")
-    print(_items(_expiring(client, program, "c-1")))
-    assert _items(_expiring(client, program, "c-1")) == [(100, datetime(2026, 12, 6, 23, tzinfo=UTC), "2026-12-06")]
-    verify()
-
-
-def test_probe_p2_latest_of_spent(client, make_program, enrol, buy, clock, verify):
-    program = _fixed(make_program, cashback_rate_bps=0)
-    enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)  # E1 12-06
-    clock.advance(days=2)
-    _bought(buy, program, "A-2", "c-1", 5_000)  # E2 12-08
-    _hold_and_capture(client, program, "R-1", "c-1", 120, order_id="O-9", order_amount=200)
-    _bought(buy, program, "O-9", "c-1", 200)  # (200-120)/100 -> 0
-    _set(clock, "2026-12-07T12:00:00Z")
-    r = _refund(client, program, "O-9", "F-1")
-    print(r["balances"], _items(_expiring(client, program, "c-1")))
-    verify()
-
-
-def test_probe_p4_hold_and_expire_policy(client, make_program, enrol, buy, clock, verify):
-    program = _probe_setup(client, make_program, enrol, buy, clock)
-    _set(clock, "2026-12-06T23:00:00Z")
-    assert _jobs(client, clock) == 60
-    _bought(buy, program, "B-1", "c-1", 5_000)  # 50 pts, 12-16
-    _hold(client, program, "R-2", "c-1", 30, ttl_seconds=86_400)
-    r = _refund(client, program, "O-9", "F-1")
-    print(r["balances"]["points"], [(i["points"], l) for i, l in _expiries(client, program, "c-1")])
-    _capture(client, program, "R-2")
-    print(_points(client, program, "c-1"), _items(_expiring(client, program, "c-1")))
-    verify()
-
-
-def test_probe_p5_refund_without_job(client, make_program, enrol, buy, clock, verify):
-    program = _fixed(make_program)
-    enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)
-    _set(clock, "2026-12-07T10:00:00Z")
-    refund = _refund(client, program, "A-1", "F-1")
-    print(refund["balances"], _legs(client, program, refund["transaction_id"]))
-    print([(i["points"], l) for i, l in _expiries(client, program, "c-1")])
-    verify()
-
-
-def test_probe_p8_partial_capture_after_expiry(client, make_program, enrol, buy, clock, verify):
-    program = _fixed(make_program)
-    enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)
-    _set(clock, "2026-12-06T22:00:00Z")
-    _hold(client, program, "R-1", "c-1", 40, ttl_seconds=86_400)
-    _set(clock, "2026-12-07T01:00:00Z")
-    c = _ok(client.post("/v1/redemptions/R-1/capture", json={"amount": 25}, headers=program.headers("storefront")))
-    print(c["balances"]["points"], _jobs(client, clock), _points(client, program, "c-1"))
-    verify()
-
-
-def test_probe_p7_hold_lapses(client, make_program, enrol, buy, clock, verify):
-    program = _fixed(make_program)
-    enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)
-    _set(clock, "2026-12-06T22:00:00Z")
-    _hold(client, program, "R-1", "c-1", 40, ttl_seconds=7200)
-    _set(clock, "2026-12-06T23:00:00Z")
-    print(_jobs(client, clock))
-    _set(clock, "2026-12-07T01:00:00Z")
-    print(_jobs(client, clock), _points(client, program, "c-1"))
-    verify()
-
-
-def test_probe_p6_inactivity_hold(client, make_program, enrol, buy, clock, verify):
-    program = make_program(timezone=PARIS, points_expiry="inactivity", inactivity_days=30)
-    enrol(program, "c-1")
-    _bought(buy, program, "A-1", "c-1", 10_000)
-    _set(clock, "2026-12-26T22:00:00Z")
-    _hold(client, program, "R-1", "c-1", 40, ttl_seconds=86_400)
-    _set(clock, "2026-12-26T23:00:00Z")
-    print(_jobs(client, clock), _points(client, program, "c-1"))
-    _ok(client.post("/v1/redemptions/R-1/void", json={}, headers=program.headers("storefront")))
-    print(_jobs(client, clock), _points(client, program, "c-1"))
-    verify()
