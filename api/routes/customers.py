@@ -10,7 +10,9 @@ from ledger.services import customers as use_cases
 from ledger.services import queries
 
 from ..cursors import decode_cursor, encode_cursor
-from ..http import Blueprint, json_response, program_id, read, requires, write
+from ledger.domain.errors import ValidationFailed
+
+from ..http import Blueprint, json_response, principal, program_id, read, requires, write
 from ..schemas.common import Balances as BalancesSchema
 from ..schemas.common import PageArgs
 from ..schemas.customers import ActivityPage, CustomerOut, CustomerPath, CustomerPut
@@ -20,7 +22,7 @@ blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="
 
 
 def customer_dict(customer: Customer, balances: Balances) -> dict:
-    data = {k: v for k, v in asdict(customer).items() if k not in ("pk", "program_id")}
+    data = {k: v for k, v in asdict(customer).items() if k not in ("pk", "program_id", "referred_by_pk")}
     data["balances"] = asdict(balances)
     return data
 
@@ -32,8 +34,14 @@ def customer_dict(customer: Customer, balances: Balances) -> dict:
 @blp.alt_response(201, schema=CustomerOut, description="Enrolled", success=True)
 @requires("admin", "storefront")
 def put_customer(body: dict, customer_id: str) -> Response:
-    """Enrol (201) or update (200) a customer: an omitted field stays as it was, null clears it."""
+    """Enrol (201) or update (200) a customer: an omitted field stays as it was, null clears it.
+    `status` (active or blocked) may be set by the admin key only (422 `validation_error` otherwise). `referred_by`
+    registers the owner of that referral code as the referrer: 422 `unknown_referral_code`,
+    `self_referral`, `circular_referral`, `referee_already_purchased`, `customer_blocked`;
+    409 `already_referred` for another code."""
     ledger = current_app.extensions["ledger"]
+    if "status" in body and principal().role != "admin":
+        raise ValidationFailed([{"field": "status", "message": "only the admin key may block or unblock a customer"}])
     if body.get("birthday") is not None:
         body["birthday"] = body["birthday"].isoformat()
     result = write(lambda uow: use_cases.enrol_or_update(uow, ledger.clock, program_id(), customer_id, body))

@@ -67,6 +67,7 @@ def _command(body: dict, now) -> use_cases.PurchaseCommand:  # noqa: ANN001
         currency=body["currency"], now=now, occurred_at=body.get("occurred_at"),
         channel=body.get("channel"), tax=body["tax"], shipping=body["shipping"],
         lines=tuple(PurchaseLine(**line) for line in lines) if lines is not None else None,
+        referred_by=body.get("referred_by"),
     )
 
 

@@ -15,6 +15,10 @@ class CustomerPut(ma.Schema):
     display_name = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))
     birthday = fields.Date(allow_none=True, metadata={"example": "1990-04-30"})
     leaderboard_opt_in = StrictBool(allow_none=True)
+    status = fields.String(validate=validate.OneOf(("active", "blocked")),
+                           metadata={"description": "Admin only: a blocked customer can neither earn nor redeem"})
+    referred_by = fields.String(validate=validate.Length(min=1, max=16),
+                                metadata={"description": "A referral code, before the customer's first purchase"})
 
 
 class CustomerOut(ma.Schema):
@@ -26,6 +30,7 @@ class CustomerOut(ma.Schema):
     birthday = fields.String(allow_none=True)
     leaderboard_opt_in = fields.Boolean(required=True)
     status = fields.String(required=True)
+    referral_code = fields.String(allow_none=True, required=True)
     created_at = instant(required=True)
     updated_at = instant(required=True)
     balances = fields.Nested(Balances, required=True)

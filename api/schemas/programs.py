@@ -34,6 +34,12 @@ SETTINGS_RANGES = {
     "points_life_months": (1, 1_200),
     "inactivity_days": (1, 36_500),
     "reissue_days": (1, 36_500),
+    "referrer_reward_points": (0, 10**9),
+    "referrer_reward_cashback": (0, 10**9),
+    "referee_reward_points": (0, 10**9),
+    "referee_reward_cashback": (0, 10**9),
+    "referral_min_purchase": (0, 10**12),
+    "referral_cap": (1, 10**6),
 }
 CLAWBACK_POLICIES = ("allow_negative", "write_off")
 EXPIRY_POLICIES = ("none", "fixed", "inactivity")
@@ -89,6 +95,20 @@ def _settings_fields(allow_none: bool) -> dict:
                                                metadata={"description": "Points a refund restores whose lot has "
                                                          "already expired: reissue (default) or expire"}),
         "reissue_days": bounded("reissue_days", "Life of reissued restored points (default 30)"),
+        "referrer_reward_points": bounded("referrer_reward_points", "Points for the referrer (default 0)"),
+        "referrer_reward_cashback": bounded("referrer_reward_cashback", "Cashback (minor units) for the referrer"),
+        "referee_reward_points": bounded("referee_reward_points", "Welcome points for the referee (default 0)"),
+        "referee_reward_cashback": bounded("referee_reward_cashback", "Welcome cashback (minor units) for the referee"),
+        "referral_min_purchase": bounded("referral_min_purchase",
+                                         "Smallest first purchase (net of refunds) that qualifies a referral"),
+        "referral_cap": bounded("referral_cap", "Rewarded referrals per referrer per referral_cap_period (default none)"),
+        "referral_cap_period": fields.String(validate=validate.OneOf(("day", "week", "month", "year")),
+                                             allow_none=allow_none, metadata={"description": "default month"}),
+        "referee_reward_timing": fields.String(validate=validate.OneOf(("on_first_order", "after_window")),
+                                               allow_none=allow_none,
+                                               metadata={"description": "When the referee's welcome reward is "
+                                                         "usable: on_first_order (reversed if that order is refunded) "
+                                                         "or after_window (default)"}),
     }
 
 
@@ -140,6 +160,14 @@ class ProgramOut(ma.Schema):
     inactivity_days = fields.Integer(allow_none=True)
     restored_after_expiry = fields.String(required=True)
     reissue_days = fields.Integer(required=True)
+    referrer_reward_points = fields.Integer(required=True)
+    referrer_reward_cashback = fields.Integer(required=True)
+    referee_reward_points = fields.Integer(required=True)
+    referee_reward_cashback = fields.Integer(required=True)
+    referral_min_purchase = fields.Integer(required=True)
+    referral_cap = fields.Integer(allow_none=True)
+    referral_cap_period = fields.String(required=True)
+    referee_reward_timing = fields.String(required=True)
     created_at = instant(required=True)
 
 

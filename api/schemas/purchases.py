@@ -7,6 +7,7 @@ from ledger.domain.money import is_valid_currency
 
 from .common import Balances, StrictInt, minor_amount, identifier, instant
 from .earning import EarningTrace
+from .engagement import BadgeUnlocked, ReferralRewardOut
 
 
 class PurchaseLine(ma.Schema):
@@ -28,6 +29,8 @@ class PurchaseCreate(ma.Schema):
     tax = minor_amount(minimum=0, load_default=0)
     shipping = minor_amount(minimum=0, load_default=0)
     lines = fields.List(fields.Nested(PurchaseLine), validate=validate.Length(max=1000))
+    referred_by = fields.String(validate=validate.Length(min=1, max=16),
+                                metadata={"description": "A referral code, on the customer's first purchase"})
 
     @validates("currency")
     def _currency(self, value: str, **_kw) -> None:  # noqa: ANN003
@@ -53,6 +56,10 @@ class PurchaseOut(ma.Schema):
     balances = fields.Nested(Balances, required=True)
     config_version = fields.Integer(required=True, metadata={"description": "The earning configuration version used "
                                                              "(0: no rules, campaigns or tiers yet)"})
+    badges_unlocked = fields.List(fields.Nested(BadgeUnlocked), required=True,
+                                  metadata={"description": "Achievements this purchase completed"})
+    referral_rewards = fields.List(fields.Nested(ReferralRewardOut), required=True,
+                                   metadata={"description": "Referral rewards this purchase triggered"})
 
 
 class PurchaseSimulation(PurchaseOut):

@@ -25,6 +25,8 @@ class Customer:
     tier_changed_at: datetime | None = None
     tier_evaluate_at: datetime | None = None
     tier_manual_until: datetime | None = None
+    referral_code: str | None = None
+    referred_by_pk: int | None = None
 
     def account(self, asset: str, bucket: str) -> str:
         return customer_account(self.customer_id, asset, bucket)

@@ -85,3 +85,43 @@ def points_expired(amount: int, last_valid_day, policy: str) -> str:  # noqa: AN
 
 def points_unexpired(amount: int, order_id: str) -> str:
     return f"{points(amount)} from order {order_id} had expired; the refund takes them back from expiry, not from you"
+
+
+def referral_release(released_points: int, released_cashback: int, currency: str) -> str:
+    parts = [points(released_points)] if released_points else []
+    if released_cashback:
+        parts.append(f"{money(released_cashback, currency)} cashback")
+    return f"Referral reward of {' and '.join(parts)} can now be spent"
+
+
+def referral_reward(role: str, amount_points: int, amount_cashback: int, currency: str, friend: str,
+                    order_id: str, until) -> str:  # noqa: ANN001
+    parts = [points(amount_points)] if amount_points else []
+    if amount_cashback:
+        parts.append(f"{money(amount_cashback, currency)} cashback")
+    what = " and ".join(parts)
+    pending = f" (pending until {until:%Y-%m-%d})" if until else ""
+    if role == "referrer":
+        return f"Referral reward: {what} for referring {friend}, who placed order {order_id}{pending}"
+    return f"Welcome reward: {what} for joining with {friend}'s referral code, on order {order_id}{pending}"
+
+
+def referral_reversed(role: str, amount_points: int, amount_cashback: int, currency: str, order_id: str) -> str:
+    parts = [points(amount_points)] if amount_points else []
+    if amount_cashback:
+        parts.append(f"{money(amount_cashback, currency)} cashback")
+    whose = "referral" if role == "referrer" else "welcome"
+    return f"{' and '.join(parts)} {whose} reward taken back: order {order_id} was refunded"
+
+
+def event_reward(amount: int, event_type: str) -> str:
+    label = event_type.removeprefix("custom.").replace("_", " ")
+    return f"Earned {points(amount)} for {label}"
+
+
+def achievement_reward(name: str, amount: int) -> str:
+    return f"Badge unlocked: {name}" + (f", {points(amount)}" if amount else "")
+
+
+def achievement_revoked(name: str, amount: int) -> str:
+    return f"Badge {name} withdrawn after a refund" + (f"; {points(amount)} taken back" if amount else "")

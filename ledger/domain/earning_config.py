@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from .calendar import PERIODS
+from .engagement import Achievement, EventRule
 from .errors import ValidationFailed
 
 RULE_KINDS = ("multiplier", "bonus")
@@ -205,10 +206,22 @@ class EarningConfig:
     rules: tuple[EarningRule, ...] = ()
     campaigns: tuple[Campaign, ...] = ()
     ladder: TierLadder = field(default_factory=TierLadder)
+    event_rules: tuple[EventRule, ...] = ()
+    achievements: tuple[Achievement, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rules", _tuple(self.rules))
-        object.__setattr__(self, "campaigns", _tuple(self.campaigns))
+        for name in ("rules", "campaigns", "event_rules", "achievements"):
+            object.__setattr__(self, name, _tuple(getattr(self, name)))
+
+    def items(self, collection: str) -> tuple:
+        return getattr(self, collection)
+
+    def with_item(self, collection: str, item: Any) -> "EarningConfig":
+        """`item` added to (or replacing the one with its id in) rules, campaigns, event_rules or achievements."""
+        return replace(self, **{collection: tuple(i for i in getattr(self, collection) if i.id != item.id) + (item,)})
+
+    def without_item(self, collection: str, item_id: str) -> "EarningConfig":
+        return replace(self, **{collection: tuple(i for i in getattr(self, collection) if i.id != item_id)})
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -222,6 +235,8 @@ class EarningConfig:
             rules=tuple(rule_from_dict(r) for r in data.get("rules", ())),
             campaigns=tuple(campaign_from_dict(c) for c in data.get("campaigns", ())),
             ladder=ladder_from_dict(data.get("ladder")),
+            event_rules=tuple(EventRule(**_known(EventRule, r)) for r in data.get("event_rules", ())),
+            achievements=tuple(Achievement(**_known(Achievement, a)) for a in data.get("achievements", ())),
         )
 
     def with_rule(self, rule: EarningRule) -> "EarningConfig":

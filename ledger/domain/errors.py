@@ -101,6 +101,47 @@ class CampaignNotFound(NotFound):
     title = "Campaign not found"
 
 
+class EventRuleNotFound(NotFound):
+    code = "event_rule_not_found"
+    title = "Event rule not found"
+
+
+class AchievementNotFound(NotFound):
+    code = "achievement_not_found"
+    title = "Achievement not found"
+
+
+class CustomerBlocked(BusinessRuleViolation):
+    """A blocked customer can neither earn nor redeem; their history stays readable."""
+
+    code = "customer_blocked"
+    title = "Customer blocked"
+
+
+class UnknownReferralCode(BusinessRuleViolation):
+    code = "unknown_referral_code"
+    title = "Unknown referral code"
+
+
+class SelfReferral(BusinessRuleViolation):
+    """The code is the customer's own, or its owner shares the customer's normalised email or phone."""
+
+    code = "self_referral"
+    title = "Self-referral"
+
+
+class CircularReferral(BusinessRuleViolation):
+    """The code's owner was (directly or through others) referred by this customer."""
+
+    code = "circular_referral"
+    title = "Circular referral"
+
+
+class RefereeAlreadyPurchased(BusinessRuleViolation):
+    code = "referee_already_purchased"
+    title = "Referee already purchased"
+
+
 class ProgramNotFound(NotFound):
     code = "program_not_found"
     title = "Program not found"
@@ -227,3 +268,10 @@ class RefundExceedsPurchase(BusinessRuleViolation):
 
     code = "refund_exceeds_purchase"
     title = "Refund exceeds the purchase"
+
+
+class AlreadyReferred(Conflict):
+    """The customer was already referred, by another code."""
+
+    code = "already_referred"
+    title = "Already referred"

@@ -50,6 +50,17 @@ class ProgramSettings:
     # reissue_days, or "expire" them at once.
     restored_after_expiry: str = "reissue"
     reissue_days: int = 30
+    # Referrals: rewarded on the referee's first purchase of at least referral_min_purchase. The
+    # referrer's reward is pending until that purchase's return window has passed; the referee's is
+    # usable on that very order ("on_first_order") or after the window ("after_window").
+    referrer_reward_points: int = 0
+    referrer_reward_cashback: int = 0
+    referee_reward_points: int = 0
+    referee_reward_cashback: int = 0
+    referral_min_purchase: int = 0
+    referral_cap: int | None = None  # rewarded referrals per referrer per local referral_cap_period
+    referral_cap_period: str = "month"
+    referee_reward_timing: str = "after_window"
 
     def __post_init__(self) -> None:
         if self.unit_amount is None:

@@ -19,10 +19,15 @@ class EnrolmentResult:
 
 def enrol_or_update(uow: UnitOfWork, clock: Clock, program_id: str, customer_id: str,
                     changes: dict[str, Any]) -> EnrolmentResult:
-    """PUT semantics of a merge: an omitted field stays as it was, None clears it."""
+    """PUT semantics of a merge: an omitted field stays as it was, None clears it. `status`
+    (active, blocked) is the admin's to change; `referred_by` registers a referral (see referrals)."""
     from .queries import balances_of
 
+    from .referrals import register
+
     program = uow.programs.get(program_id)
+    referred_by = changes.get("referred_by")
+    status = changes.get("status")
     changes = {k: v for k, v in changes.items() if k in PROFILE_FIELDS}
     customer = uow.customers.lock(program_id, customer_id)
     now = clock.now()
@@ -34,6 +39,10 @@ def enrol_or_update(uow: UnitOfWork, clock: Clock, program_id: str, customer_id:
         if any(getattr(customer, k) != v for k, v in changes.items()):
             customer = uow.customers.update(customer, changes, now)
         created = False
+    if status is not None and status != customer.status:
+        customer = uow.customers.update(customer, {"status": status}, now)
+    if referred_by:
+        customer = register(uow, now, program, customer, referred_by)
     return EnrolmentResult(customer=customer, created=created,
                            balances=balances_of(uow, program.settings.currency, customer, now))
 

@@ -15,7 +15,7 @@ from ..domain.customers import Customer
 from ..domain.earning import EarningFacts, EarningResult, OrderToEarn, compute_earnings
 from ..clock import Clock
 from ..domain.earning_config import Campaign, EarningConfig, EarningRule, TierLadder
-from ..domain.errors import CampaignNotFound, RuleNotFound
+from ..domain.errors import AchievementNotFound, CampaignNotFound, EventRuleNotFound, RuleNotFound
 from ..domain.programs import Program
 from .ports import UnitOfWork
 
@@ -118,56 +118,73 @@ def record_awards(uow: UnitOfWork, program: Program, config: EarningConfig, cust
 
 # -- the admin API's use cases: each change is a new version, unless it changes nothing
 
-
-def _put(uow: UnitOfWork, clock: Clock, program_id: str, kind: str, item: Any, items: Callable[[EarningConfig], tuple],
-         put: Callable[[EarningConfig], EarningConfig], actor: str, request_id: str | None) -> EarningConfig:
-    config = current_config(uow, program_id)
-    before = next((i for i in items(config) if i.id == item.id), None)
-    if before == item:
-        return config  # a repeated PUT: nothing new to record
-    return change_config(uow, program_id, put, f"{kind}:{item.id}", _as_dict(before),
-                         lambda changed: _as_dict(item), clock.now(), actor, request_id)
+COLLECTIONS = {"rule": "rules", "campaign": "campaigns", "event_rule": "event_rules", "achievement": "achievements"}
 
 
-def _delete(uow: UnitOfWork, clock: Clock, program_id: str, kind: str, item_id: str,
-            items: Callable[[EarningConfig], tuple], remove: Callable[[EarningConfig], EarningConfig],
-            actor: str, request_id: str | None) -> EarningConfig:
-    config = current_config(uow, program_id)
-    before = next((i for i in items(config) if i.id == item_id), None)
-    if before is None:
-        raise (RuleNotFound if kind == "rule" else CampaignNotFound)(f"no {kind} {item_id!r} in this program")
-    return change_config(uow, program_id, remove, f"{kind}:{item_id}", _as_dict(before), lambda changed: None,
-                         clock.now(), actor, request_id)
+def _item_dict(kind: str, item: Any) -> Any:
+    if item is None:
+        return None
+    return EarningConfig(**{COLLECTIONS[kind]: (item,)}).to_dict()[COLLECTIONS[kind]][0]
 
 
 def _as_dict(item: Any) -> Any:
-    if item is None:
-        return None
-    return EarningConfig(rules=(item,)).to_dict()["rules"][0] if isinstance(item, EarningRule) else \
-        EarningConfig(campaigns=(item,)).to_dict()["campaigns"][0]
+    return _item_dict("rule" if isinstance(item, EarningRule) else "campaign", item)
+
+
+def put_item(uow: UnitOfWork, clock: Clock, program_id: str, kind: str, item: Any, actor: str,
+             request_id: str | None) -> EarningConfig:
+    """Create or replace a rule, campaign, event rule or achievement: the next configuration version."""
+    collection = COLLECTIONS[kind]
+    config = current_config(uow, program_id)
+    before = next((i for i in config.items(collection) if i.id == item.id), None)
+    if before == item:
+        return config  # a repeated PUT: nothing new to record
+    return change_config(uow, program_id, lambda c: c.with_item(collection, item), f"{kind}:{item.id}",
+                         _item_dict(kind, before), lambda changed: _item_dict(kind, item), clock.now(), actor,
+                         request_id)
+
+
+def delete_item(uow: UnitOfWork, clock: Clock, program_id: str, kind: str, item_id: str, actor: str,
+                request_id: str | None) -> EarningConfig:
+    collection = COLLECTIONS[kind]
+    config = current_config(uow, program_id)
+    before = next((i for i in config.items(collection) if i.id == item_id), None)
+    if before is None:
+        raise NOT_FOUND[kind](f"no {kind.replace('_', ' ')} {item_id!r} in this program")
+    return change_config(uow, program_id, lambda c: c.without_item(collection, item_id), f"{kind}:{item_id}",
+                         _item_dict(kind, before), lambda changed: None, clock.now(), actor, request_id)
+
+
+def get_item(uow: UnitOfWork, program_id: str, kind: str, item_id: str) -> tuple[EarningConfig, Any]:
+    config = current_config(uow, program_id)
+    for item in config.items(COLLECTIONS[kind]):
+        if item.id == item_id:
+            return config, item
+    raise NOT_FOUND[kind](f"no {kind.replace('_', ' ')} {item_id!r} in this program")
 
 
 def put_rule(uow: UnitOfWork, clock: Clock, program_id: str, rule: EarningRule, actor: str,
              request_id: str | None) -> EarningConfig:
-    return _put(uow, clock, program_id, "rule", rule, lambda c: c.rules, lambda c: c.with_rule(rule), actor, request_id)
+    return put_item(uow, clock, program_id, "rule", rule, actor, request_id)
 
 
 def delete_rule(uow: UnitOfWork, clock: Clock, program_id: str, rule_id: str, actor: str,
                 request_id: str | None) -> EarningConfig:
-    return _delete(uow, clock, program_id, "rule", rule_id, lambda c: c.rules, lambda c: c.without_rule(rule_id),
-                   actor, request_id)
+    return delete_item(uow, clock, program_id, "rule", rule_id, actor, request_id)
 
 
 def put_campaign(uow: UnitOfWork, clock: Clock, program_id: str, campaign: Campaign, actor: str,
                  request_id: str | None) -> EarningConfig:
-    return _put(uow, clock, program_id, "campaign", campaign, lambda c: c.campaigns,
-                lambda c: c.with_campaign(campaign), actor, request_id)
+    return put_item(uow, clock, program_id, "campaign", campaign, actor, request_id)
 
 
 def delete_campaign(uow: UnitOfWork, clock: Clock, program_id: str, campaign_id: str, actor: str,
                     request_id: str | None) -> EarningConfig:
-    return _delete(uow, clock, program_id, "campaign", campaign_id, lambda c: c.campaigns,
-                   lambda c: c.without_campaign(campaign_id), actor, request_id)
+    return delete_item(uow, clock, program_id, "campaign", campaign_id, actor, request_id)
+
+
+NOT_FOUND = {"rule": RuleNotFound, "campaign": CampaignNotFound, "event_rule": EventRuleNotFound,
+             "achievement": AchievementNotFound}
 
 
 def put_ladder(uow: UnitOfWork, clock: Clock, program_id: str, ladder: TierLadder, actor: str,
@@ -182,11 +199,7 @@ def put_ladder(uow: UnitOfWork, clock: Clock, program_id: str, ladder: TierLadde
 
 
 def get_rule(uow: UnitOfWork, program_id: str, rule_id: str) -> tuple[EarningConfig, EarningRule]:
-    config = current_config(uow, program_id)
-    for rule in config.rules:
-        if rule.id == rule_id:
-            return config, rule
-    raise RuleNotFound(f"no rule {rule_id!r} in this program")
+    return get_item(uow, program_id, "rule", rule_id)
 
 
 def campaign_views(uow: UnitOfWork, program: Program, config: EarningConfig) -> list[dict[str, Any]]:

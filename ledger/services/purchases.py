@@ -15,8 +15,9 @@ from ..domain.accounts import Asset, Bucket, purchase_source
 from ..domain.customers import Balances
 from ..domain.earning import OrderToEarn, PurchaseLine, check_lines_reconcile
 from ..domain.expiry import lot_expires_at
-from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
+from ..domain.errors import CurrencyMismatch, CustomerBlocked, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
+from . import achievements, referrals
 from .customers import require_customer
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
@@ -42,6 +43,7 @@ class PurchaseCommand:
     tax: int = 0
     shipping: int = 0
     lines: tuple[PurchaseLine, ...] | None = None
+    referred_by: str | None = None  # a referral code, on the referee's first purchase
 
     def __post_init__(self) -> None:
         if self.lines is not None:
@@ -72,6 +74,8 @@ class PurchaseResult:
     shipping: int = 0
     config_version: int = 0
     trace: dict | None = None
+    badges_unlocked: list[dict] = field(default_factory=list)
+    referral_rewards: list[dict] = field(default_factory=list)
 
 
 def _order(cmd: PurchaseCommand, paid: int) -> OrderToEarn:
@@ -92,6 +96,10 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     if cmd.currency != settings.currency:
         raise CurrencyMismatch(f"this program's currency is {settings.currency}, not {cmd.currency}")
     customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
+    if customer.status == "blocked":
+        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
+    if cmd.referred_by:
+        customer = referrals.register(uow, now, program, customer, cmd.referred_by)
     prepare_customer_for_write(uow, now, program, customer, ctx)
     points_available_before = available_points(uow, customer)
 
@@ -143,6 +151,9 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
                    available_at=available_at, available_before=None if pending else points_available_before,
                    expires_at=lot_expires_at(settings, available_at))
     upgrade_after_purchase(uow, now, program, config, customer, purchase_pk, ctx)
+    rewards = (referrals.qualify(uow, now, program, customer, purchase_pk, cmd.order_id, cmd.amount, occurred_at, ctx)
+               if customer.referred_by_pk is not None else [])
+    badges = achievements.check_after(uow, now, program, config, customer, occurred_at, "purchases", ctx)
 
     return PurchaseResult(
         order_id=cmd.order_id, customer_id=cmd.customer_id, transaction_id=transaction_id, amount=cmd.amount,
@@ -154,6 +165,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         occurred_at=occurred_at, recorded_at=now, balances=balances_of(uow, settings.currency, customer, now, include_due=False),
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
         channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping, config_version=config.version, trace=result.trace,
+        badges_unlocked=badges, referral_rewards=rewards,
     )
 
 
@@ -167,6 +179,8 @@ def simulate_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purch
     if cmd.currency != settings.currency:
         raise CurrencyMismatch(f"this program's currency is {settings.currency}, not {cmd.currency}")
     customer = require_customer(uow, program_id, cmd.customer_id, lock=False)
+    if customer.status == "blocked":
+        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
     config = current_config(uow, program_id)
     paid = paid_with_rewards(uow, program, cmd.order_id, customer)

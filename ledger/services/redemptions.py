@@ -18,6 +18,7 @@ from ..domain import describe
 from ..domain.accounts import Asset, Bucket, house_account
 from ..domain.customers import Balances, Customer
 from ..domain.errors import (
+    CustomerBlocked,
     BelowMinRedeem, CaptureExceedsHold, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
     RedemptionNotFound, RedemptionNotHeld,
 )
@@ -88,6 +89,8 @@ def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand,
             raise ExceedsMaxRedeemShare(
                 f"at most {ceiling} minor units of this order may be paid with points or cashback", max_value=ceiling)
     customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
+    if customer.status == "blocked":
+        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot redeem")
     prepare_customer_for_write(uow, now, program, customer, ctx)
     available = uow.ledger.customer_balances(customer)[customer.account(cmd.asset, Bucket.AVAILABLE)]
     if cmd.amount > available:

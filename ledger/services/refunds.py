@@ -31,6 +31,8 @@ from .earning import config_at
 from .lots import consume_lots, credit_lot
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
+from .achievements import recheck_after_refund
+from .referrals import reverse_after_refund
 from .tiers import undo_upgrade_after_refund
 from .upkeep import prepare_customer_for_write
 
@@ -281,6 +283,9 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
         transaction_id=transaction_id, occurred_at=cmd.occurred_at or now, recorded_at=now,
         points_unexpired=unexpired)
     undo_upgrade_after_refund(uow, now, program, customer, purchase, ctx)
+    if customer.referred_by_pk is not None:
+        reverse_after_refund(uow, now, program, customer, purchase, purchase["amount"] - refunded_before - amount, ctx)
+    recheck_after_refund(uow, now, program, customer, ctx)
     return RefundResult(
         refund_id=cmd.refund_id, order_id=cmd.order_id, customer_id=customer.customer_id,
         transaction_id=transaction_id, amount=amount,

@@ -24,10 +24,10 @@ def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, c
                              ctx: BookingContext) -> int:
     """Release every due pending amount of a locked customer; returns the number of transactions booked."""
     due = uow.releases.due(now=now, customer_pk=customer.pk)
-    by_purchase: dict[int, list[dict]] = defaultdict(list)
+    by_purchase: dict[tuple[int, str], list[dict]] = defaultdict(list)
     for row in due:
-        by_purchase[row["purchase_id"]].append(row)
-    for rows in by_purchase.values():
+        by_purchase[row["purchase_id"], row.get("source", "purchase")].append(row)
+    for (_, source), rows in by_purchase.items():
         order_id = uow.purchases.order_id_of(rows[0]["purchase_id"])
         amounts = defaultdict(int)
         postings = []
@@ -42,8 +42,9 @@ def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, c
             reference=Reference("order", order_id),
             postings=tuple(postings),
             occurred_at=max(row["release_at"] for row in rows),
-            description=describe.release(order_id, amounts["points"], amounts["cashback"],
-                                         program.settings.currency),
+            description=(describe.release(order_id, amounts["points"], amounts["cashback"], program.settings.currency)
+                         if source == "purchase" else
+                         describe.referral_release(amounts["points"], amounts["cashback"], program.settings.currency)),
         )
         posted = uow.ledger.post(program.id, draft, BookingContext(actor=ctx.actor, request_id=ctx.request_id),
                                  now, customer)
@@ -51,7 +52,8 @@ def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, c
         if amounts["points"] and available_before < 0:
             # Released points land in a negative available balance: they repay that debt first.
             consume_lots(uow, customer, min(amounts["points"], -available_before), posted.id, now,
-                         prefer_transactions=uow.purchases.transaction_ids_of(rows[0]["purchase_id"]))
+                         prefer_transactions=uow.purchases.transaction_ids_of(rows[0]["purchase_id"])
+                         if source == "purchase" else ())
     return len(by_purchase)
 
 

@@ -12,6 +12,7 @@ from ..domain.errors import AmountTooLarge
 from ..domain.ids import new_id
 from ..domain.money import fits_int64
 from ..domain.customers import PROFILE_FIELDS, Customer
+from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer
@@ -132,7 +133,8 @@ class SqlCustomers:
                         leaderboard_opt_in=row.leaderboard_opt_in, status=row.status,
                         created_at=row.created_at, updated_at=row.updated_at, tier_id=row.tier_id,
                         tier_changed_at=row.tier_changed_at, tier_evaluate_at=row.tier_evaluate_at,
-                        tier_manual_until=row.tier_manual_until)
+                        tier_manual_until=row.tier_manual_until, referral_code=row.referral_code,
+                        referred_by_pk=row.referred_by_pk)
 
     def _select(self, program_id: str, customer_id: str):  # noqa: ANN202
         return select(CUSTOMERS).where(
@@ -155,11 +157,20 @@ class SqlCustomers:
     def add(self, program_id: str, customer_id: str, profile: dict[str, Any], at: datetime) -> Customer:
         values = {f: profile.get(f) for f in PROFILE_FIELDS}
         values["leaderboard_opt_in"] = bool(values["leaderboard_opt_in"])
+        code = new_referral_code()  # 50 random bits; a clash fails the unique index and the write is retried
         pk = self.s.execute(insert(CUSTOMERS).values(
             program_id=program_id, customer_id=customer_id, status="active", created_at=at, updated_at=at,
-            **values).returning(CUSTOMERS.c.pk)).scalar_one()
+            referral_code=code, **values).returning(CUSTOMERS.c.pk)).scalar_one()
         return Customer(pk=pk, program_id=program_id, customer_id=customer_id, status="active",
-                        created_at=at, updated_at=at, **values)
+                        created_at=at, updated_at=at, referral_code=code, **values)
+
+    def by_referral_code(self, program_id: str, code: str) -> Customer | None:
+        row = self.s.execute(select(CUSTOMERS).where(CUSTOMERS.c.program_id == program_id,
+                                                     CUSTOMERS.c.referral_code == code)).first()
+        return self._customer(row) if row else None
+
+    def by_pk(self, customer_pk: int) -> Customer:
+        return self._customer(self.s.execute(select(CUSTOMERS).where(CUSTOMERS.c.pk == customer_pk)).one())
 
     def update(self, customer: Customer, changes: dict[str, Any], at: datetime) -> Customer:
         if "leaderboard_opt_in" in changes:
@@ -418,9 +429,14 @@ class SqlReleases:
             and_(RELEASES.c.id.in_(list(release_ids)), RELEASES.c.released_transaction_id.is_(None)))
             .values(released_transaction_id=transaction_id))
 
-    def unreleased_for_purchase(self, purchase_pk: int) -> list[dict[str, Any]]:
+    def unreleased_for_purchase(self, purchase_pk: int, source: str = "purchase",
+                                customer_pk: int | None = None) -> list[dict[str, Any]]:
+        """Pending value tied to a purchase not yet released: its own accrual's (source purchase), or a
+        referral reward's (source referral, for the referrer or the referee)."""
         q = select(RELEASES).where(RELEASES.c.purchase_id == purchase_pk, RELEASES.c.released_transaction_id.is_(None),
-                                   RELEASES.c.amount > RELEASES.c.reversed_amount)
+                                   RELEASES.c.amount > RELEASES.c.reversed_amount, RELEASES.c.source == source)
+        if customer_pk is not None:
+            q = q.where(RELEASES.c.customer_pk == customer_pk)
         return [dict(r) for r in self.s.execute(q).mappings()]
 
     def reverse(self, release_pk: int, amount: int) -> None:

@@ -91,6 +91,8 @@ class CustomerRow(SQLModel, table=True):
     tier_changed_at: Optional[datetime] = _instant(nullable=True)
     tier_evaluate_at: Optional[datetime] = _instant(nullable=True)
     tier_manual_until: Optional[datetime] = _instant(nullable=True)
+    referral_code: Optional[str] = _str(16, nullable=True)
+    referred_by_pk: Optional[int] = _bigint(nullable=True)
 
 
 class AccountRow(SQLModel, table=True):
@@ -218,6 +220,7 @@ class PendingReleaseRow(SQLModel, table=True):
     release_at: datetime = _instant()
     released_transaction_id: Optional[str] = _str(40, nullable=True)
     reversed_amount: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    source: str = Field(default="purchase", sa_column=Column(String(20), nullable=False, server_default="purchase"))
 
 
 class RedemptionRow(SQLModel, table=True):
@@ -358,3 +361,66 @@ class TierChangeRow(SQLModel, table=True):
     manual_until: Optional[datetime] = _instant(nullable=True)
     changed_at: datetime = _instant()
     actor: str = _str(80)
+
+
+class ReferralRow(SQLModel, table=True):
+    """A referee and who referred them; status registered -> purchased (rewards pending) -> reversed, or capped."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (UniqueConstraint("referee_pk", name="uq_referrals_referee"),
+                      Index("ix_referrals_referrer", "referrer_pk", "qualified_at"))
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    referrer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    referee_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    code: str = _str(16)
+    status: str = _str(20)
+    reason: Optional[str] = _str(40, nullable=True)
+    purchase_id: Optional[int] = _bigint(nullable=True)
+    referrer_points: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    referrer_cashback: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    referee_points: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    referee_cashback: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    qualified_at: Optional[datetime] = _instant(nullable=True)
+    rewarded_at: Optional[datetime] = _instant(nullable=True)  # the end of the qualifying purchase's window
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class EventRow(SQLModel, table=True):
+    """An engagement event as received, and the points it earned. Append-only."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("program_id", "event_id", name="uq_events_program_event"),
+                      Index("ix_events_customer_type", "customer_pk", "type", "occurred_at"))
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    event_id: str = _str(128)
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    type: str = _str(60)
+    properties: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    points: int = _bigint()
+    rewards: Optional[list] = Field(default=None, sa_column=Column(JSON, nullable=True))  # per event rule
+    transaction_id: Optional[str] = _str(40, nullable=True)
+    occurred_at: datetime = _instant()
+    recorded_at: datetime = _instant()
+
+
+class CustomerAchievementRow(SQLModel, table=True):
+    """A badge a customer earned for one occasion; revoked when what earned it no longer holds."""
+
+    __tablename__ = "customer_achievements"
+    __table_args__ = (UniqueConstraint("customer_pk", "achievement_id", "occasion", name="uq_customer_achievements"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    achievement_id: str = _str(40)
+    name: str = _str(200)
+    occasion: str = _str(20)
+    status: str = _str(20)
+    points: int = _bigint()
+    window_at: datetime = _instant()  # an instant inside the window that earned it
+    transaction_id: Optional[str] = _str(40, nullable=True)
+    revoke_transaction_id: Optional[str] = _str(40, nullable=True)
+    earned_at: datetime = _instant()
+    revoked_at: Optional[datetime] = _instant(nullable=True)

@@ -7,6 +7,7 @@ from typing import Iterator
 from sqlalchemy.orm import Session
 
 from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
+from .engagement_repos import SqlAchievements, SqlEvents, SqlLeaderboard, SqlReferrals
 from .engine import Engines
 from .repositories import (
     SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlRedemptions,
@@ -41,6 +42,10 @@ class SqlUnitOfWork:
         self.earning = SqlEarning(s)
         self.tiers = SqlTiers(s)
         self.expiry = SqlExpiry(s)
+        self.referrals = SqlReferrals(s)
+        self.events = SqlEvents(s)
+        self.achievements = SqlAchievements(s)
+        self.leaderboard = SqlLeaderboard(s)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -64,6 +64,19 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, ...]]] = [
     ("GET", "/v1/customers/<customer_id>/tier", ALL),
     ("PUT", "/v1/customers/<customer_id>/tier", ("admin",)),
     ("GET", "/v1/customers/<customer_id>/expiring", ALL),
+    ("POST", "/v1/events", ("storefront",)),
+    ("GET", "/v1/event-rules", ALL),
+    ("GET", "/v1/event-rules/<event_rule_id>", ALL),
+    ("PUT", "/v1/event-rules/<event_rule_id>", ("admin",)),
+    ("DELETE", "/v1/event-rules/<event_rule_id>", ("admin",)),
+    ("GET", "/v1/achievements", ALL),
+    ("GET", "/v1/achievements/<achievement_id>", ALL),
+    ("PUT", "/v1/achievements/<achievement_id>", ("admin",)),
+    ("DELETE", "/v1/achievements/<achievement_id>", ("admin",)),
+    ("GET", "/v1/customers/<customer_id>/achievements", ALL),
+    ("GET", "/v1/customers/<customer_id>/referral", ALL),
+    ("GET", "/v1/customers/<customer_id>/referrals", ALL),
+    ("GET", "/v1/leaderboard", ALL),
 ]
 
 # A well-formed request per route, so an allowed role gets past validation too.
@@ -86,6 +99,10 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/tiers"): {"tiers": [{"id": "member", "name": "Member", "threshold": 0},
                                      {"id": "gold", "name": "Gold", "threshold": 100_000}]},
     ("PUT", "/v1/customers/<customer_id>/tier"): {"tier_id": "gold", "until": "2027-06-01T00:00:00Z"},
+    ("POST", "/v1/events"): {"event_id": "E-1", "customer_id": "c-1", "type": "review_posted"},
+    ("PUT", "/v1/event-rules/<event_rule_id>"): {"event_type": "review_posted", "points": 20},
+    ("PUT", "/v1/achievements/<achievement_id>"): {"name": "Regular", "kind": "count", "threshold": 3,
+                                                   "window": "month"},
 }
 
 
@@ -108,25 +125,30 @@ def world(client, program, enrol, buy):
                                                 "amount": 10}, headers=program.headers("storefront"))
     assert held.status_code == 201, held.get_data(as_text=True)
     admin = program.headers("admin")
-    for path in ("/v1/rules/<rule_id>", "/v1/campaigns/<campaign_id>", "/v1/tiers"):
+    for path in ("/v1/rules/<rule_id>", "/v1/campaigns/<campaign_id>", "/v1/tiers", "/v1/event-rules/<event_rule_id>",
+                 "/v1/achievements/<achievement_id>"):
         body = SAMPLE_BODIES[("PUT", path)]
-        path = path.replace("<rule_id>", "double").replace("<campaign_id>", "weekend")
+        path = (path.replace("<rule_id>", "double").replace("<campaign_id>", "weekend")
+                .replace("<event_rule_id>", "reviews").replace("<achievement_id>", "regular"))
         assert client.put(path, json=body, headers=admin).status_code == 200
     return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1",
-            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend"}
+            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend", "event_rule_id": "reviews",
+            "achievement_id": "regular"}
 
 
 @pytest.fixture
 def bare(program):
     """Just a program: enough where the answer must not depend on what the path names (401, 403)."""
     return {"program": program, "key_id": "key_0000000000000000000000", "customer_id": "c-1", "order_id": "P-1",
-            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend"}
+            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend", "event_rule_id": "reviews",
+            "achievement_id": "regular"}
 
 
 def concrete(rule: str, world: dict) -> str:
     return (rule.replace("<key_id>", world["key_id"]).replace("<customer_id>", world["customer_id"])
             .replace("<order_id>", world["order_id"]).replace("<redemption_id>", world["redemption_id"])
-            .replace("<rule_id>", world["rule_id"]).replace("<campaign_id>", world["campaign_id"]))
+            .replace("<rule_id>", world["rule_id"]).replace("<campaign_id>", world["campaign_id"])
+            .replace("<event_rule_id>", world["event_rule_id"]).replace("<achievement_id>", world["achievement_id"]))
 
 
 def call(client: Any, method: str, rule: str, world: dict, headers: dict[str, str], body: Any = None) -> Any:

@@ -22,7 +22,7 @@ ON_PG = BACKEND == "postgresql"
 pg_only = pytest.mark.skipif(not ON_PG, reason="PostgreSQL-only invariant (deferred constraint triggers, TRUNCATE)")
 
 APPEND_ONLY_TABLES = ("entries", "transactions", "lot_consumptions", "program_changes", "redemption_events", "refunds",
-                      "earning_config_versions", "earning_awards", "tier_changes")
+                      "earning_config_versions", "earning_awards", "tier_changes", "events")
 T_RAW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
