@@ -17,7 +17,8 @@ class CustomerPut(ma.Schema):
     leaderboard_opt_in = StrictBool(allow_none=True)
     status = fields.String(validate=validate.OneOf(("active", "blocked")),
                            metadata={"description": "Admin only: a blocked customer can neither earn nor redeem"})
-    referred_by = fields.String(validate=validate.Length(min=1, max=16),
+    referred_by = fields.String(validate=validate.Regexp(r"^ *[A-Za-z0-9]{1,16} *$", error="a referral code: 1 to 16 "
+                                                                                          "letters and digits"),
                                 metadata={"description": "A referral code, before the customer's first purchase"})
 
 

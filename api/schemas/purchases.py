@@ -29,7 +29,8 @@ class PurchaseCreate(ma.Schema):
     tax = minor_amount(minimum=0, load_default=0)
     shipping = minor_amount(minimum=0, load_default=0)
     lines = fields.List(fields.Nested(PurchaseLine), validate=validate.Length(max=1000))
-    referred_by = fields.String(validate=validate.Length(min=1, max=16),
+    referred_by = fields.String(validate=validate.Regexp(r"^ *[A-Za-z0-9]{1,16} *$", error="a referral code: 1 to 16 "
+                                                                                          "letters and digits"),
                                 metadata={"description": "A referral code, on the customer's first purchase"})
 
     @validates("currency")

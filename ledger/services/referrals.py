@@ -32,7 +32,11 @@ from .rewards import grant, take_back
 
 
 def register(uow: UnitOfWork, now: datetime, program: Program, referee: Customer, code: str) -> Customer:
-    """Record that `referee` (locked) was referred by the owner of `code`. Naming the same code again is a no-op."""
+    """Record that `referee` (locked) was referred by the owner of `code`. Naming the same code again is a no-op.
+
+    Registrations of a program are serialised (the program row's lock, rare and short): two
+    concurrent registrations could otherwise each miss the other's link and close a circle."""
+    uow.programs.lock(program.id)
     referrer = uow.customers.by_referral_code(program.id, code.strip().upper())
     if referrer is None:
         raise UnknownReferralCode(f"no customer of this program has the referral code {code!r}")

@@ -63,6 +63,10 @@ class SqlPrograms:
         row = self.s.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).first()
         return self._program(row) if row else None
 
+    def lock(self, program_id: str) -> None:
+        """Serialise rare program-wide checks (referral registration) until commit."""
+        self.s.execute(select(PROGRAMS.c.id).where(PROGRAMS.c.id == program_id).with_for_update(key_share=True))
+
     def all(self) -> list[Program]:
         return [self._program(row) for row in self.s.execute(select(PROGRAMS).order_by(PROGRAMS.c.id))]
 
@@ -146,12 +150,14 @@ class SqlCustomers:
 
     def lock(self, program_id: str, customer_id: str) -> Customer | None:
         # FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers.
-        row = self.s.execute(self._select(program_id, customer_id).with_for_update()).first()
+        # FOR NO KEY UPDATE: writers of one customer still queue, but rows that merely reference
+        # the customer (a referral naming them) are not blocked by its lock.
+        row = self.s.execute(self._select(program_id, customer_id).with_for_update(key_share=True)).first()
         return self._customer(row) if row else None
 
     def lock_by_pk(self, customer_pk: int) -> Customer:
         row = self.s.execute(select(CUSTOMERS).where(CUSTOMERS.c.pk == customer_pk)
-                             .with_for_update()).one()
+                             .with_for_update(key_share=True)).one()
         return self._customer(row)
 
     def add(self, program_id: str, customer_id: str, profile: dict[str, Any], at: datetime) -> Customer:
