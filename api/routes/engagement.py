@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Response, current_app, g
 
-from ledger.domain.engagement import Achievement, EventRule
+from ledger.domain.engagement import Achievement, EventRule, check_event
 from ledger.services import achievements, earning, events, referrals
 
 from ..http import (
@@ -44,6 +44,7 @@ def create_event(body: dict) -> Response:
     Idempotency-Key header): a replay answers the first status and body; the same event_id with
     another body is 409 `duplicate_event`. 422 `customer_blocked` for a blocked customer."""
     ledger = current_app.extensions["ledger"]
+    check_event(body["type"], body.get("properties"))  # refused before any key is claimed
     cmd = events.EventCommand(event_id=body["event_id"], customer_id=body["customer_id"], type=body["type"],
                               occurred_at=body.get("occurred_at"), properties=body.get("properties"))
     ctx, pid = booking_context(), program_id()

@@ -25,6 +25,10 @@ from .ports import BookingContext, UnitOfWork
 from .rewards import grant, take_back
 
 
+def _definition(achievement: Achievement) -> dict[str, Any]:
+    return EarningConfig(achievements=(achievement,)).to_dict()["achievements"][0]
+
+
 def _purchase_activities(uow: UnitOfWork, customer: Customer) -> list[Activity]:
     """Purchases net of refunds: a fully refunded one no longer counts; a returned line's category
     counts only while some of it is kept."""
@@ -71,9 +75,14 @@ def check_after(uow: UnitOfWork, now: datetime, program: Program, config: Earnin
             continue
         if achievement.source == "events" and f"events:{achievement.event_type}" != source:
             continue
-        state = progress(achievement, _activities(uow, customer, achievement, cache), at, tz)
-        row = held.get((achievement.id, state.occasion))
-        if not state.holds or (row is not None and row["status"] == "earned"):
+        # The occasion of the purchase or event, and today's: a back-dated purchase can complete
+        # a streak (or a window) that ends now.
+        for moment in sorted({at, now}):
+            state = progress(achievement, _activities(uow, customer, achievement, cache), moment, tz)
+            row = held.get((achievement.id, state.occasion))
+            if state.holds and (row is None or row["status"] != "earned"):
+                break
+        else:
             continue
         transaction_id = grant(
             uow, now, program, customer, ctx, type_="achievement_reward",
@@ -81,13 +90,16 @@ def check_after(uow: UnitOfWork, now: datetime, program: Program, config: Earnin
             points=achievement.reward_points, cashback=0, occurred_at=now,
             description=describe.achievement_reward(achievement.name, achievement.reward_points),
             metadata={"achievement_id": achievement.id, "occasion": state.occasion})
-        fields = dict(status="earned", points=achievement.reward_points, window_at=at, transaction_id=transaction_id,
-                      revoke_transaction_id=None, earned_at=now, revoked_at=None, name=achievement.name)
+        fields = dict(status="earned", points=achievement.reward_points, window_at=moment,
+                      transaction_id=transaction_id, revoke_transaction_id=None, earned_at=now, revoked_at=None,
+                      name=achievement.name, definition=_definition(achievement))
         if row is None:
-            uow.achievements.add(program_id=program.id, customer_pk=customer.pk, achievement_id=achievement.id,
-                                 occasion=state.occasion, **fields)
+            row_id = uow.achievements.add(program_id=program.id, customer_pk=customer.pk,
+                                          achievement_id=achievement.id, occasion=state.occasion, **fields)
         else:
-            uow.achievements.update(row["id"], **fields)
+            row_id = row["id"]
+            uow.achievements.update(row_id, **fields)
+        held[(achievement.id, state.occasion)] = {"id": row_id, "status": "earned"}
         unlocked.append({"achievement_id": achievement.id, "name": achievement.name, "occasion": state.occasion,
                          "points": achievement.reward_points})
     return unlocked
@@ -95,16 +107,16 @@ def check_after(uow: UnitOfWork, now: datetime, program: Program, config: Earnin
 
 def recheck_after_refund(uow: UnitOfWork, now: datetime, program: Program, customer: Customer,
                          ctx: BookingContext) -> list[dict[str, Any]]:
-    """Revoke every earned badge that no longer holds on the window that earned it; returns them."""
-    config = current_config(uow, program.id)
-    if not config.achievements:
-        return []
-    by_id = {a.id: a for a in config.achievements}
+    """Revoke every earned badge that no longer holds on the window that earned it, under the
+    definition it was earned with; returns them."""
+    rows = [row for row in uow.achievements.of_customer(customer.pk) if row["status"] == "earned"]
     cache: dict[str, list[Activity]] = {}
     revoked = []
-    for row in uow.achievements.of_customer(customer.pk):
-        achievement = by_id.get(row["achievement_id"])
-        if row["status"] != "earned" or achievement is None or achievement.source != "purchases":
+    for row in rows:
+        # Checked against the achievement as it was when earned: raising a threshold later does not
+        # take badges back.
+        achievement = Achievement(**row["definition"])
+        if achievement.source != "purchases":
             continue
         if progress(achievement, _activities(uow, customer, achievement, cache), row["window_at"],
                     program.settings.timezone).holds:

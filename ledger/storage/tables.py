@@ -420,6 +420,7 @@ class CustomerAchievementRow(SQLModel, table=True):
     status: str = _str(20)
     points: int = _bigint()
     window_at: datetime = _instant()  # an instant inside the window that earned it
+    definition: dict = Field(sa_column=Column(JSON, nullable=False))  # the achievement as it was when earned
     transaction_id: Optional[str] = _str(40, nullable=True)
     revoke_transaction_id: Optional[str] = _str(40, nullable=True)
     earned_at: datetime = _instant()

@@ -89,6 +89,7 @@ def upgrade() -> None:
         sa.Column('status', sa.String(length=20), nullable=False),
         sa.Column('points', sa.BigInteger(), nullable=False),
         sa.Column('window_at', INSTANT, nullable=False),
+        sa.Column('definition', sa.JSON(), nullable=False),
         sa.Column('transaction_id', sa.String(length=40), nullable=True),
         sa.Column('revoke_transaction_id', sa.String(length=40), nullable=True),
         sa.Column('earned_at', INSTANT, nullable=False),
