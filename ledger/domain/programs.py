@@ -106,6 +106,7 @@ class Program:
     id: str
     settings: ProgramSettings
     created_at: datetime
+    earning_version: int = 0  # the earning configuration version in force (0: none yet)
 
     @property
     def currency(self) -> str:

@@ -25,11 +25,31 @@ def current_config(uow: UnitOfWork, program_id: str) -> EarningConfig:
     return EarningConfig.from_dict({**row["config"], "version": row["version"]}) if row else EarningConfig()
 
 
+# Versions never change once written, so they are cached per process (bounded, thread-safe enough:
+# a lost insert only means one more read).
+_VERSIONS: dict[tuple[str, int], EarningConfig] = {}
+_VERSIONS_MAX = 1024
+
+
 def config_at(uow: UnitOfWork, program_id: str, version: int | None) -> EarningConfig:
     if not version:
         return EarningConfig()
+    cached = _VERSIONS.get((program_id, version))
+    if cached is not None:
+        return cached
     row = uow.earning.config(program_id, version)
-    return EarningConfig.from_dict({**row["config"], "version": row["version"]}) if row else EarningConfig()
+    if row is None:
+        return EarningConfig()
+    config = EarningConfig.from_dict({**row["config"], "version": row["version"]})
+    if len(_VERSIONS) >= _VERSIONS_MAX:
+        _VERSIONS.clear()
+    _VERSIONS[(program_id, version)] = config
+    return config
+
+
+def config_for(uow: UnitOfWork, program: Program) -> EarningConfig:
+    """The configuration in force for a program row just read: no query without rules, else cached."""
+    return config_at(uow, program.id, program.earning_version)
 
 
 def change_config(uow: UnitOfWork, program_id: str, change: Callable[[EarningConfig], EarningConfig],

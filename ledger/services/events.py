@@ -19,7 +19,7 @@ from ..domain.errors import CustomerBlocked, ValidationFailed
 from ..domain.transactions import Reference
 from . import achievements
 from .customers import require_customer
-from .earning import current_config
+from .earning import config_for
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
 from .rewards import grant
@@ -63,7 +63,7 @@ def record_event(uow: UnitOfWork, clock: Clock, program_id: str, cmd: EventComma
         raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
     prepare_customer_for_write(uow, now, program, customer, ctx)
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
-    config = current_config(uow, program_id)
+    config = config_for(uow, program)
     tz = program.settings.timezone
     rewards = []
     for rule in sorted(config.event_rules, key=lambda r: r.id):

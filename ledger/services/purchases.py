@@ -22,7 +22,7 @@ from .customers import require_customer
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
 from .lots import available_points, credit_lot
-from .earning import current_config, earn, paid_with_rewards, record_awards
+from .earning import config_for, earn, paid_with_rewards, record_awards
 from .tiers import upgrade_after_purchase
 from .upkeep import prepare_customer_for_write
 
@@ -104,7 +104,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     points_available_before = available_points(uow, customer)
 
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
-    config = current_config(uow, program_id)
+    config = config_for(uow, program)
     paid = paid_with_rewards(uow, program, cmd.order_id, customer)
     result, facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=True)
     amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
@@ -182,7 +182,7 @@ def simulate_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purch
     if customer.status == "blocked":
         raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
-    config = current_config(uow, program_id)
+    config = config_for(uow, program)
     paid = paid_with_rewards(uow, program, cmd.order_id, customer)
     result, _facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=False)
     amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}

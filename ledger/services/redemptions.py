@@ -255,7 +255,7 @@ def quote(uow: UnitOfWork, clock: Clock, program_id: str, customer_id: str, amou
     without rewards, under the rules, campaigns and tier in force (the order's lines and channel
     are not known here: `POST /v1/purchases/simulate` gives the exact figure). Writes nothing."""
     from ..domain.earning import OrderToEarn
-    from .earning import current_config, earn
+    from .earning import config_for, earn
 
     now = clock.now()
     program = uow.programs.get(program_id)
@@ -267,7 +267,7 @@ def quote(uow: UnitOfWork, clock: Clock, program_id: str, customer_id: str, amou
     points -= points % settings.redeem_step_points
     if points < settings.min_redeem_points:
         points = 0
-    earned, _facts = earn(uow, program, current_config(uow, program_id), customer, OrderToEarn(amount=amount), now,
+    earned, _facts = earn(uow, program, config_for(uow, program), customer, OrderToEarn(amount=amount), now,
                           lock_budgets=False)
 
     def until(days: int, earns: int) -> datetime | None:

@@ -24,7 +24,7 @@ from ..domain.earning_config import EarningConfig, Tier, TierLadder
 from ..domain.errors import ValidationFailed
 from ..domain.programs import Program
 from .customers import require_customer
-from .earning import current_config
+from .earning import config_for, current_config
 from .ports import BookingContext, UnitOfWork
 
 
@@ -91,7 +91,7 @@ def undo_upgrade_after_refund(uow: UnitOfWork, now: datetime, program: Program, 
     customer no longer reaches the tier."""
     if customer.tier_id is None or customer.tier_manual_until is not None:
         return
-    config = current_config(uow, program.id)
+    config = config_for(uow, program)
     ladder = config.ladder
     if len(ladder.tiers) < 2:
         return
@@ -125,7 +125,7 @@ def undo_upgrade_after_refund(uow: UnitOfWork, now: datetime, program: Program, 
 def evaluate_customer(uow: UnitOfWork, now: datetime, program: Program, customer: Customer,
                       ctx: BookingContext) -> str | None:
     """Evaluate a locked customer whose evaluation (or manual override end) has come; returns the reason booked."""
-    ladder = current_config(uow, program.id).ladder
+    ladder = config_for(uow, program).ladder
     tz = program.settings.timezone
     if len(ladder.tiers) < 2:
         return None

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from .repositories import CUSTOMERS, LOTS, PROGRAM_CHANGES, PURCHASES, REDEMPTIONS, REFUNDS, _insert_ignore
+from .repositories import CUSTOMERS, LOTS, PROGRAM_CHANGES, PROGRAMS, PURCHASES, REDEMPTIONS, REFUNDS, _insert_ignore
 from .tables import CampaignBudgetRow, EarningAwardRow, EarningConfigVersionRow, RedemptionEventRow, TierChangeRow
 
 CONFIG_VERSIONS = EarningConfigVersionRow.__table__
@@ -39,6 +39,7 @@ class SqlEarning:
         """A new version (a concurrent one violates the unique version: retried), and its audit record."""
         self.s.execute(insert(CONFIG_VERSIONS).values(program_id=program_id, version=version, config=config,
                                                       created_at=at, actor=actor, request_id=request_id))
+        self.s.execute(update(PROGRAMS).where(PROGRAMS.c.id == program_id).values(earning_version=version))
         self.s.execute(insert(PROGRAM_CHANGES).values(program_id=program_id, actor=actor, request_id=request_id,
                                                       changed_at=at, before=before, after=after))
 

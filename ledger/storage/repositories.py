@@ -51,7 +51,8 @@ class SqlPrograms:
 
     @staticmethod
     def _program(row: Any) -> Program:
-        return Program(id=row.id, settings=ProgramSettings.from_dict(row.settings), created_at=row.created_at)
+        return Program(id=row.id, settings=ProgramSettings.from_dict(row.settings), created_at=row.created_at,
+                       earning_version=row.earning_version)
 
     def add(self, program: Program, creation_key_hash: str | None) -> None:
         self.s.execute(insert(PROGRAMS).values(

@@ -38,6 +38,7 @@ class ProgramRow(SQLModel, table=True):
     created_at: datetime = _instant()
     updated_at: datetime = _instant()
     creation_key_hash: Optional[str] = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
+    earning_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class ProgramChangeRow(SQLModel, table=True):

@@ -87,6 +87,7 @@ def upgrade() -> None:
                               ("tier_evaluate_at", INSTANT), ("tier_manual_until", INSTANT)):
         op.add_column('customers', sa.Column(name, column_type, nullable=True))
     op.create_index('ix_customers_tier_evaluate_at', 'customers', ['tier_evaluate_at'])
+    op.add_column('programs', sa.Column('earning_version', sa.BigInteger(), server_default='0', nullable=False))
     op.add_column('purchases', sa.Column('config_version', sa.BigInteger(), nullable=True))
     op.add_column('purchases', sa.Column('earning', sa.JSON(), nullable=True))
     op.add_column('refunds', sa.Column('points_unexpired', sa.BigInteger(), server_default='0', nullable=False))
@@ -112,6 +113,7 @@ def downgrade() -> None:
     op.drop_column('refunds', 'points_unexpired')
     op.drop_column('purchases', 'earning')
     op.drop_column('purchases', 'config_version')
+    op.drop_column('programs', 'earning_version')
     op.drop_index('ix_customers_tier_evaluate_at', 'customers')
     for name in ("tier_manual_until", "tier_evaluate_at", "tier_changed_at", "tier_id"):
         op.drop_column('customers', name)

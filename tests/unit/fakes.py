@@ -360,6 +360,7 @@ class FakeEarning(_Repo):
         if self.config(program_id, version):
             raise ValueError("duplicate version")  # the unique (program_id, version)
         self._s.config_versions.append({"program_id": program_id, "version": version, "config": copy.deepcopy(config)})
+        self._s.programs[program_id] = replace(self._s.programs[program_id], earning_version=version)
         self._s.program_changes.append({"program_id": program_id, "actor": actor, "request_id": request_id,
                                         "changed_at": at, "before": before, "after": after})
 
