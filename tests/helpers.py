@@ -38,3 +38,25 @@ def assert_problem(response: Any, status: int, code: str, field: str | None = No
     if field is not None:
         assert field in [e["field"] for e in body["errors"]], (field, body)
     return body
+
+
+def ledger_entries(client: Any, program: Any) -> list[dict]:
+    """Every ledger entry of the program, read as finance (one page: tests stay under 500 entries)."""
+    response = client.get("/v1/ledger/entries?limit=500", headers=program.headers("finance"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    page = response.get_json()
+    assert page["next_cursor"] is None
+    return page["items"]
+
+
+def transaction_legs(client: Any, program: Any, transaction_id: str) -> dict[str, int]:
+    """A transaction's entries summed per account."""
+    legs: dict[str, int] = {}
+    for entry in ledger_entries(client, program):
+        if entry["transaction_id"] == transaction_id:
+            legs[entry["account"]] = legs.get(entry["account"], 0) + entry["amount"]
+    return legs
+
+
+def account_total(client: Any, program: Any, account: str) -> int:
+    return sum(e["amount"] for e in ledger_entries(client, program) if e["account"] == account)

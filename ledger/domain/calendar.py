@@ -11,6 +11,16 @@ from zoneinfo import ZoneInfo
 PERIODS = ("day", "week", "month", "year")
 
 
+def cap_errors(cap_points: int | None, cap_period: str | None) -> list[dict[str, str]]:
+    """What is wrong with a cap: its points and period go together, and the period is a local one."""
+    errors = []
+    if (cap_points is None) != (cap_period is None):
+        errors.append({"field": "cap_period", "message": "cap_points and cap_period go together"})
+    if cap_period is not None and cap_period not in PERIODS:
+        errors.append({"field": "cap_period", "message": f"must be one of {', '.join(PERIODS)}"})
+    return errors
+
+
 def local_date(instant: datetime, tz: str) -> date:
     return instant.astimezone(ZoneInfo(tz)).date()
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
-from .calendar import PERIODS
+from .calendar import PERIODS, cap_errors
 from .engagement import Achievement, EventRule
 from .errors import ValidationFailed
 
@@ -75,10 +75,7 @@ class EarningRule:
             errors.append({"field": "bonus_points", "message": "a multiplier rule has no bonus_points"})
         if self.kind == "bonus" and (self.bonus_points <= 0 or self.multiplier_bps != BPS_ONE):
             errors.append({"field": "bonus_points", "message": "a bonus rule needs bonus_points > 0 and no multiplier"})
-        if (self.cap_points is None) != (self.cap_period is None):
-            errors.append({"field": "cap_period", "message": "cap_points and cap_period go together"})
-        if self.cap_period is not None and self.cap_period not in PERIODS:
-            errors.append({"field": "cap_period", "message": f"must be one of {', '.join(PERIODS)}"})
+        errors += cap_errors(self.cap_points, self.cap_period)
         if errors:
             raise ValidationFailed(errors)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Sequence
 
-from .calendar import PERIODS, add_months, local_date, period_key, period_start
+from .calendar import PERIODS, add_months, cap_errors, local_date, period_key, period_start
 from .errors import ValidationFailed
 
 BUILT_IN_EVENT_TYPES = ("survey_completed", "review_posted", "nps_response", "profile_completed", "app_checkin",
@@ -73,10 +73,7 @@ class EventRule:
         errors = []
         if not is_event_type(self.event_type):
             errors.append({"field": "event_type", "message": "not a known event type (or custom.<name>)"})
-        if (self.cap_points is None) != (self.cap_period is None):
-            errors.append({"field": "cap_period", "message": "cap_points and cap_period go together"})
-        if self.cap_period is not None and self.cap_period not in PERIODS:
-            errors.append({"field": "cap_period", "message": f"must be one of {', '.join(PERIODS)}"})
+        errors += cap_errors(self.cap_points, self.cap_period)
         if errors:
             raise ValidationFailed(errors)
 

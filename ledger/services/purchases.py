@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from ..clock import Clock
 from ..domain import describe
 from ..domain.accounts import Asset, Bucket, purchase_source
-from ..domain.customers import Balances
+from ..domain.customers import Balances, Customer
+from ..domain.programs import Program
 from ..domain.earning import OrderToEarn, PurchaseLine, check_lines_reconcile
 from ..domain.expiry import lot_expires_at
 from ..domain.errors import CurrencyMismatch, CustomerBlocked, PurchaseNotFound, ValidationFailed
@@ -88,16 +89,23 @@ def _release_at(settings, occurred_at: datetime, earned: dict[str, int]) -> dict
     return {asset: occurred_at + timedelta(days=days) if days > 0 else None for asset, days in hold_days.items()}
 
 
+def _program_and_customer(uow: UnitOfWork, program_id: str, cmd: PurchaseCommand,
+                          lock: bool) -> tuple[Program, Customer]:
+    """The program and the customer a purchase is for, refused for another currency or a blocked customer."""
+    program = uow.programs.get(program_id)
+    if cmd.currency != program.settings.currency:
+        raise CurrencyMismatch(f"this program's currency is {program.settings.currency}, not {cmd.currency}")
+    customer = require_customer(uow, program_id, cmd.customer_id, lock=lock)
+    if customer.status == "blocked":
+        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
+    return program, customer
+
+
 def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: PurchaseCommand,
                     ctx: BookingContext) -> PurchaseResult:
     now = clock.now()
-    program = uow.programs.get(program_id)
+    program, customer = _program_and_customer(uow, program_id, cmd, lock=True)
     settings = program.settings
-    if cmd.currency != settings.currency:
-        raise CurrencyMismatch(f"this program's currency is {settings.currency}, not {cmd.currency}")
-    customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
-    if customer.status == "blocked":
-        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
     if cmd.referred_by:
         customer = referrals.register(uow, now, program, customer, cmd.referred_by)
     prepare_customer_for_write(uow, now, program, customer, ctx)
@@ -174,13 +182,8 @@ def simulate_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purch
 
     `balances` are the customer's balances as they would be after the purchase."""
     now = clock.now()
-    program = uow.programs.get(program_id)
+    program, customer = _program_and_customer(uow, program_id, cmd, lock=False)
     settings = program.settings
-    if cmd.currency != settings.currency:
-        raise CurrencyMismatch(f"this program's currency is {settings.currency}, not {cmd.currency}")
-    customer = require_customer(uow, program_id, cmd.customer_id, lock=False)
-    if customer.status == "blocked":
-        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
     config = config_for(uow, program)
     paid = paid_with_rewards(uow, program, cmd.order_id, customer)

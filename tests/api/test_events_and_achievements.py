@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import assert_problem, row_counts
+from tests.helpers import account_total as _account_total, ledger_entries as _entries, transaction_legs as _legs
 
 NOW = "2026-11-26T12:00:00+00:00"
 
@@ -70,22 +71,7 @@ def _refund(client: Any, program: Any, order_id: str, refund_id: str, amount: in
     return _ok(client.post(f"/v1/purchases/{order_id}/refunds", json=body, headers=program.headers("storefront")))
 
 
-def _entries(client: Any, program: Any) -> list[dict]:
-    page = _ok(client.get("/v1/ledger/entries?limit=500", headers=program.headers("finance")), 200)
-    assert page["next_cursor"] is None
-    return page["items"]
 
-
-def _legs(client: Any, program: Any, transaction_id: str) -> dict[str, int]:
-    legs: dict[str, int] = {}
-    for entry in _entries(client, program):
-        if entry["transaction_id"] == transaction_id:
-            legs[entry["account"]] = legs.get(entry["account"], 0) + entry["amount"]
-    return legs
-
-
-def _account_total(client: Any, program: Any, account: str) -> int:
-    return sum(e["amount"] for e in _entries(client, program) if e["account"] == account)
 
 
 def _activity(client: Any, program: Any, customer_id: str, type_: str | None = None) -> list[dict]:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ledger.services.releases import run_jobs
+from tests.helpers import account_total as _account_total, ledger_entries as _entries, transaction_legs as _legs
 
 PARIS = "Europe/Paris"
 UTC = timezone.utc
@@ -88,22 +89,7 @@ def _pts(available: int, pending: int = 0, reserved: int = 0) -> dict[str, int]:
     return {"available": available, "pending": pending, "reserved": reserved}
 
 
-def _entries(client: Any, program: Any) -> list[dict]:
-    page = _ok(client.get("/v1/ledger/entries?limit=500", headers=program.headers("finance")))
-    assert page["next_cursor"] is None
-    return page["items"]
 
-
-def _legs(client: Any, program: Any, transaction_id: str) -> dict[str, int]:
-    legs: dict[str, int] = {}
-    for entry in _entries(client, program):
-        if entry["transaction_id"] == transaction_id:
-            legs[entry["account"]] = legs.get(entry["account"], 0) + entry["amount"]
-    return legs
-
-
-def _account_total(client: Any, program: Any, account: str) -> int:
-    return sum(e["amount"] for e in _entries(client, program) if e["account"] == account)
 
 
 def _activity(client: Any, program: Any, customer_id: str) -> list[dict]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ledger.services.releases import run_jobs
+from tests.helpers import transaction_legs as _legs
 
 PROBLEM = "application/problem+json"
 
@@ -62,13 +63,6 @@ def _entries(client: Any, program: Any) -> list[dict]:
     assert page["next_cursor"] is None
     return page["items"]
 
-
-def _legs(client: Any, program: Any, transaction_id: str) -> dict[str, int]:
-    legs: dict[str, int] = {}
-    for entry in _entries(client, program):
-        if entry["transaction_id"] == transaction_id:
-            legs[entry["account"]] = legs.get(entry["account"], 0) + entry["amount"]
-    return legs
 
 
 def _activity(client: Any, program: Any, customer_id: str) -> list[dict]:

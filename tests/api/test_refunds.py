@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.services.releases import run_jobs
+from tests.helpers import account_total as _account_total, ledger_entries as _entries, transaction_legs as _legs
 
 PROBLEM = "application/problem+json"
 
@@ -56,22 +57,7 @@ def _balances(client: Any, program: Any, customer_id: str) -> dict:
     return _ok(client.get(f"/v1/customers/{customer_id}/balances", headers=program.headers("app")), 200)
 
 
-def _entries(client: Any, program: Any) -> list[dict]:
-    page = _ok(client.get("/v1/ledger/entries?limit=500", headers=program.headers("finance")), 200)
-    assert page["next_cursor"] is None
-    return page["items"]
 
-
-def _legs(client: Any, program: Any, transaction_id: str) -> dict[str, int]:
-    legs: dict[str, int] = {}
-    for entry in _entries(client, program):
-        if entry["transaction_id"] == transaction_id:
-            legs[entry["account"]] = legs.get(entry["account"], 0) + entry["amount"]
-    return legs
-
-
-def _account_total(client: Any, program: Any, account: str) -> int:
-    return sum(e["amount"] for e in _entries(client, program) if e["account"] == account)
 
 
 def _activity(client: Any, program: Any, customer_id: str) -> list[dict]:
