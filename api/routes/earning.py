@@ -29,10 +29,6 @@ class CampaignPath(ma.Schema):
     campaign_id = config_id(required=True)
 
 
-def _rule_view(config, rule) -> dict:  # noqa: ANN001
-    return {**use_cases._as_dict(rule), "config_version": config.version}
-
-
 @blp.route("/rules", methods=["GET"])
 @blp.response(200, RuleList)
 @requires(*ALL_ROLES)
@@ -40,7 +36,7 @@ def list_rules() -> Response:
     """The earning rules in force, with the configuration version."""
     config = read(lambda uow: use_cases.current_config(uow, program_id()))
     return json_response(RuleList().dump({"config_version": config.version,
-                                          "items": [_rule_view(config, r) for r in
+                                          "items": [use_cases.item_view("rule", config, r) for r in
                                                     sorted(config.rules, key=lambda r: (r.priority, r.id))]}))
 
 
@@ -52,7 +48,7 @@ def list_rules() -> Response:
 def get_rule(rule_id: str) -> Response:
     """One earning rule. 404 `rule_not_found`."""
     config, rule = read(lambda uow: use_cases.get_rule(uow, program_id(), rule_id))
-    return json_response(RuleOut().dump(_rule_view(config, rule)))
+    return json_response(RuleOut().dump(use_cases.item_view("rule", config, rule)))
 
 
 @blp.route("/rules/<rule_id>", methods=["PUT"])
@@ -71,7 +67,7 @@ def put_rule(body: dict, rule_id: str) -> Response:
     rule = rule_from_dict({"id": rule_id, **body})
     config = write(lambda uow: use_cases.put_rule(uow, ledger.clock, program_id(), rule, principal().actor,
                                                   g.request_id))
-    return json_response(RuleOut().dump(_rule_view(config, rule)))
+    return json_response(RuleOut().dump(use_cases.item_view("rule", config, rule)))
 
 
 @blp.route("/rules/<rule_id>", methods=["DELETE"])

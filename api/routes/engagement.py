@@ -52,14 +52,10 @@ def create_event(body: dict) -> Response:
                             from_dataclasses(EventOut), 201, natural_key=("event", cmd.event_id))
 
 
-def _view(kind: str, config, item) -> dict:  # noqa: ANN001
-    return {**earning._item_dict(kind, item), "config_version": config.version}
-
-
 def _list(kind: str, collection: str) -> dict:
     config = read(lambda uow: earning.current_config(uow, program_id()))
     return {"config_version": config.version,
-            "items": [_view(kind, config, i) for i in sorted(config.items(collection), key=lambda i: i.id)]}
+            "items": [earning.item_view(kind, config, i) for i in sorted(config.items(collection), key=lambda i: i.id)]}
 
 
 @blp.route("/event-rules", methods=["GET"])
@@ -78,7 +74,7 @@ def list_event_rules() -> Response:
 def get_event_rule(event_rule_id: str) -> Response:
     """One event rule. 404 `event_rule_not_found`."""
     config, item = read(lambda uow: earning.get_item(uow, program_id(), "event_rule", event_rule_id))
-    return json_response(EventRuleOut().dump(_view("event_rule", config, item)))
+    return json_response(EventRuleOut().dump(earning.item_view("event_rule", config, item)))
 
 
 @blp.route("/event-rules/<event_rule_id>", methods=["PUT"])
@@ -94,7 +90,7 @@ def put_event_rule(body: dict, event_rule_id: str) -> Response:
     item = EventRule(id=event_rule_id, **body)
     config = write(lambda uow: earning.put_item(uow, ledger.clock, program_id(), "event_rule", item,
                                                 principal().actor, g.request_id))
-    return json_response(EventRuleOut().dump(_view("event_rule", config, item)))
+    return json_response(EventRuleOut().dump(earning.item_view("event_rule", config, item)))
 
 
 @blp.route("/event-rules/<event_rule_id>", methods=["DELETE"])
@@ -126,7 +122,7 @@ def list_achievements() -> Response:
 def get_achievement(achievement_id: str) -> Response:
     """One achievement. 404 `achievement_not_found`."""
     config, item = read(lambda uow: earning.get_item(uow, program_id(), "achievement", achievement_id))
-    return json_response(AchievementOut().dump(_view("achievement", config, item)))
+    return json_response(AchievementOut().dump(earning.item_view("achievement", config, item)))
 
 
 @blp.route("/achievements/<achievement_id>", methods=["PUT"])
@@ -144,7 +140,7 @@ def put_achievement(body: dict, achievement_id: str) -> Response:
     item = Achievement(id=achievement_id, **body)
     config = write(lambda uow: earning.put_item(uow, ledger.clock, program_id(), "achievement", item,
                                                 principal().actor, g.request_id))
-    return json_response(AchievementOut().dump(_view("achievement", config, item)))
+    return json_response(AchievementOut().dump(earning.item_view("achievement", config, item)))
 
 
 @blp.route("/achievements/<achievement_id>", methods=["DELETE"])

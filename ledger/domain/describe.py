@@ -30,13 +30,16 @@ def purchase_accrual(order_id: str, earned_points: int, earned_cashback: int, cu
     return f"Earned {' and '.join(parts)} on order {order_id}"
 
 
+def both(amount_points: int, amount_cashback: int, currency: str) -> str:
+    """'12 points and 1.50 EUR cashback', naming only what is not zero."""
+    parts = [points(amount_points)] if amount_points else []
+    if amount_cashback:
+        parts.append(f"{money(amount_cashback, currency)} cashback")
+    return " and ".join(parts)
+
+
 def release(order_id: str, released_points: int, released_cashback: int, currency: str) -> str:
-    parts = []
-    if released_points:
-        parts.append(points(released_points))
-    if released_cashback:
-        parts.append(f"{money(released_cashback, currency)} cashback")
-    return f"{' and '.join(parts)} from order {order_id} can now be spent"
+    return f"{both(released_points, released_cashback, currency)} from order {order_id} can now be spent"
 
 
 def value_of(asset: str, amount: int, currency: str) -> str:
@@ -88,18 +91,12 @@ def points_unexpired(amount: int, order_id: str) -> str:
 
 
 def referral_release(released_points: int, released_cashback: int, currency: str) -> str:
-    parts = [points(released_points)] if released_points else []
-    if released_cashback:
-        parts.append(f"{money(released_cashback, currency)} cashback")
-    return f"Referral reward of {' and '.join(parts)} can now be spent"
+    return f"Referral reward of {both(released_points, released_cashback, currency)} can now be spent"
 
 
 def referral_reward(role: str, amount_points: int, amount_cashback: int, currency: str, friend: str,
                     order_id: str, until) -> str:  # noqa: ANN001
-    parts = [points(amount_points)] if amount_points else []
-    if amount_cashback:
-        parts.append(f"{money(amount_cashback, currency)} cashback")
-    what = " and ".join(parts)
+    what = both(amount_points, amount_cashback, currency)
     pending = f" (pending until {until:%Y-%m-%d})" if until else ""
     if role == "referrer":
         return f"Referral reward: {what} for referring {friend}, who placed order {order_id}{pending}"
@@ -107,11 +104,8 @@ def referral_reward(role: str, amount_points: int, amount_cashback: int, currenc
 
 
 def referral_reversed(role: str, amount_points: int, amount_cashback: int, currency: str, order_id: str) -> str:
-    parts = [points(amount_points)] if amount_points else []
-    if amount_cashback:
-        parts.append(f"{money(amount_cashback, currency)} cashback")
     whose = "referral" if role == "referrer" else "welcome"
-    return f"{' and '.join(parts)} {whose} reward taken back: order {order_id} was refunded"
+    return f"{both(amount_points, amount_cashback, currency)} {whose} reward taken back: order {order_id} was refunded"
 
 
 def event_reward(amount: int, event_type: str) -> str:

@@ -69,7 +69,9 @@ def change_config(uow: UnitOfWork, program_id: str, change: Callable[[EarningCon
 def paid_with_rewards(uow: UnitOfWork, program: Program, order_id: str, customer: Customer) -> int:
     """Money value of the points and cashback this customer captured for the order: it never earns."""
     total = 0
-    for row in uow.earning.captured_for_order(program.id, order_id, customer.pk):
+    for row in uow.redemptions.captured_for_order(program.id, order_id):
+        if row["customer_pk"] != customer.pk:
+            continue
         amount = row["captured_amount"]
         total += program.settings.points_value(amount) if row["asset"] == "points" else amount
     return total
@@ -147,8 +149,9 @@ def _item_dict(kind: str, item: Any) -> Any:
     return EarningConfig(**{COLLECTIONS[kind]: (item,)}).to_dict()[COLLECTIONS[kind]][0]
 
 
-def _as_dict(item: Any) -> Any:
-    return _item_dict("rule" if isinstance(item, EarningRule) else "campaign", item)
+def item_view(kind: str, config: EarningConfig, item: Any) -> dict[str, Any]:
+    """A rule, campaign, event rule or achievement as the admin API shows it, with the version in force."""
+    return {**_item_dict(kind, item), "config_version": config.version}
 
 
 def put_item(uow: UnitOfWork, clock: Clock, program_id: str, kind: str, item: Any, actor: str,
@@ -231,7 +234,7 @@ def campaign_views(uow: UnitOfWork, program: Program, config: EarningConfig) -> 
                   else program.settings.points_for_value(campaign.budget_value)
                   if campaign.budget_value is not None else None)
         spent = used.get(campaign.id, 0)
-        views.append({**_as_dict(campaign), "starts_on": campaign.starts_on, "ends_on": campaign.ends_on,
-                      "config_version": config.version, "budget_used_points": spent,
+        views.append({**item_view("campaign", config, campaign), "starts_on": campaign.starts_on,
+                      "ends_on": campaign.ends_on, "budget_used_points": spent,
                       "budget_left_points": None if budget is None else max(budget - spent, 0)})
     return views

@@ -10,7 +10,7 @@ finds nothing left to expire.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from ..clock import Clock
@@ -23,6 +23,15 @@ from ..domain.programs import Program
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from .lots import consume_lots
 from .ports import BookingContext, UnitOfWork
+
+
+def inactivity_deadline(uow: UnitOfWork, program: Program, customer: Customer,
+                        lots: list[dict[str, Any]]) -> tuple[datetime | None, datetime | None]:
+    """(last purchase or captured redemption, when everything available expires): the clock starts
+    again at each purchase, captured redemption or credit of points (a lot's issue)."""
+    last_activity = uow.expiry.last_activity(customer.pk)
+    moments = [m for m in (last_activity, max((lot["issued_at"] for lot in lots), default=None)) if m is not None]
+    return last_activity, inactivity_expiry(program.settings, max(moments)) if moments else None
 
 
 def expirable_lots(lots: list[dict[str, Any]], reserved: int, now: datetime) -> list[tuple[int, int]]:
@@ -52,10 +61,7 @@ def expire_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, cu
     lots = uow.lots.open_lots(customer.pk)
     chosen: list[tuple[int, int]] = []
     if settings.points_expiry == "inactivity":
-        last = uow.expiry.last_activity(customer.pk)
-        issued = max((lot["issued_at"] for lot in lots), default=None)
-        moments = [m for m in (last, issued) if m is not None]
-        expires_at = inactivity_expiry(settings, max(moments)) if moments else None
+        _, expires_at = inactivity_deadline(uow, program, customer, lots)
         if expires_at is None or expires_at > now:
             return 0
         amount, reason_day = available, expires_at
@@ -89,9 +95,8 @@ def expire_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, cu
     return amount
 
 
-def _last_valid_day(expires_at: datetime, tz: str):  # noqa: ANN202
+def _last_valid_day(expires_at: datetime, tz: str) -> date:
     """Points that expire at local midnight were last valid the day before."""
-    from datetime import timedelta
     return local_date(expires_at - timedelta(microseconds=1), tz)
 
 
@@ -143,13 +148,10 @@ def coming_expirations(uow: UnitOfWork, clock: Clock, program_id: str, customer_
         for lot in uow.expiry.upcoming(customer.pk, now):
             items[lot["expires_at"]] = items.get(lot["expires_at"], 0) + lot["remaining"]
     elif settings.points_expiry == "inactivity":
-        last_activity = uow.expiry.last_activity(customer.pk)
-        lots = uow.lots.open_lots(customer.pk)
-        issued = max((lot["issued_at"] for lot in lots), default=None)
-        moments = [m for m in (last_activity, issued) if m is not None]
+        last_activity, expires_at = inactivity_deadline(uow, program, customer, uow.lots.open_lots(customer.pk))
         available = uow.ledger.customer_balances(customer).get(customer.account(Asset.POINTS, Bucket.AVAILABLE), 0)
-        if moments and available > 0:
-            items[inactivity_expiry(settings, max(moments))] = available
+        if expires_at is not None and available > 0:
+            items[expires_at] = available
     expirations = [{"points": points, "expires_at": at, "last_day": _last_valid_day(at, settings.timezone)}
                    for at, points in sorted(items.items())]
     return {"customer_id": customer_id, "policy": settings.points_expiry,

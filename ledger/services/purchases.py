@@ -14,7 +14,8 @@ from ..domain import describe
 from ..domain.accounts import Asset, Bucket, purchase_source
 from ..domain.customers import Balances, Customer
 from ..domain.programs import Program
-from ..domain.earning import OrderToEarn, PurchaseLine, check_lines_reconcile
+from ..domain.earning import EarningResult, OrderToEarn, PurchaseLine, check_lines_reconcile
+from ..domain.earning_config import EarningConfig
 from ..domain.expiry import lot_expires_at
 from ..domain.errors import CurrencyMismatch, CustomerBlocked, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
@@ -84,7 +85,8 @@ def _order(cmd: PurchaseCommand, paid: int) -> OrderToEarn:
                        lines=cmd.lines, paid=paid)
 
 
-def _release_at(settings, occurred_at: datetime, earned: dict[str, int]) -> dict[str, datetime | None]:  # noqa: ANN001
+def _release_at(settings, occurred_at: datetime) -> dict[str, datetime | None]:  # noqa: ANN001
+    """When each asset a purchase earns becomes available: None where its hold period is zero."""
     hold_days = {Asset.POINTS: settings.points_hold_days, Asset.CASHBACK: settings.cashback_hold_days}
     return {asset: occurred_at + timedelta(days=days) if days > 0 else None for asset, days in hold_days.items()}
 
@@ -116,7 +118,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     paid = paid_with_rewards(uow, program, cmd.order_id, customer)
     result, facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=True)
     amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
-    release_at = _release_at(settings, occurred_at, amounts)
+    release_at = _release_at(settings, occurred_at)
 
     postings = []
     for asset, amount in amounts.items():
@@ -163,18 +165,9 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
                if customer.referred_by_pk is not None else [])
     badges = achievements.check_after(uow, now, program, config, customer, occurred_at, "purchases", ctx)
 
-    return PurchaseResult(
-        order_id=cmd.order_id, customer_id=cmd.customer_id, transaction_id=transaction_id, amount=cmd.amount,
-        currency=cmd.currency, points_earned=result.points, cashback_earned=result.cashback,
-        points_status=_status(amounts, release_at, Asset.POINTS),
-        cashback_status=_status(amounts, release_at, Asset.CASHBACK),
-        points_available_at=(release_at[Asset.POINTS] or now) if result.points else None,
-        cashback_available_at=(release_at[Asset.CASHBACK] or now) if result.cashback else None,
-        occurred_at=occurred_at, recorded_at=now, balances=balances_of(uow, settings.currency, customer, now, include_due=False),
-        lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
-        channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping, config_version=config.version, trace=result.trace,
-        badges_unlocked=badges, referral_rewards=rewards,
-    )
+    return _result(cmd, result, config, release_at, occurred_at, now, transaction_id,
+                   balances_of(uow, settings.currency, customer, now, include_due=False),
+                   badges_unlocked=badges, referral_rewards=rewards)
 
 
 def simulate_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: PurchaseCommand) -> PurchaseResult:
@@ -189,27 +182,35 @@ def simulate_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purch
     paid = paid_with_rewards(uow, program, cmd.order_id, customer)
     result, _facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=False)
     amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
-    release_at = _release_at(settings, occurred_at, amounts)
+    release_at = _release_at(settings, occurred_at)
     balances = balances_of(uow, settings.currency, customer, now, include_due=True)
     for asset, amount in amounts.items():
         balances = balances.plus(asset, "pending" if release_at[asset] else "available", amount)
+    return _result(cmd, result, config, release_at, occurred_at, now, None, balances)
+
+
+def _result(cmd: PurchaseCommand, result: EarningResult, config: EarningConfig, release_at: dict,  # noqa: ANN001
+            occurred_at: datetime, now: datetime, transaction_id: str | None, balances: Balances,
+            **extra: list[dict]) -> PurchaseResult:
+    """The purchase answer, the same for a recorded purchase and a simulated one."""
+    earned = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
+
+    def status(asset: Asset) -> str | None:
+        if earned[asset] == 0:
+            return None
+        return "pending" if release_at[asset] else "available"
+
     return PurchaseResult(
-        order_id=cmd.order_id, customer_id=cmd.customer_id, transaction_id=None, amount=cmd.amount,
+        order_id=cmd.order_id, customer_id=cmd.customer_id, transaction_id=transaction_id, amount=cmd.amount,
         currency=cmd.currency, points_earned=result.points, cashback_earned=result.cashback,
-        points_status=_status(amounts, release_at, Asset.POINTS),
-        cashback_status=_status(amounts, release_at, Asset.CASHBACK),
+        points_status=status(Asset.POINTS), cashback_status=status(Asset.CASHBACK),
         points_available_at=(release_at[Asset.POINTS] or now) if result.points else None,
         cashback_available_at=(release_at[Asset.CASHBACK] or now) if result.cashback else None,
         occurred_at=occurred_at, recorded_at=now, balances=balances,
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
         channel=cmd.channel, tax=cmd.tax, shipping=cmd.shipping, config_version=config.version, trace=result.trace,
+        **extra,
     )
-
-
-def _status(amounts: dict, release_at: dict, asset: Asset) -> str | None:  # noqa: ANN001
-    if amounts[asset] == 0:
-        return None
-    return "pending" if release_at[asset] else "available"
 
 
 def earn_rates(settings) -> dict[str, int]:  # noqa: ANN001

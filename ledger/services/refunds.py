@@ -33,6 +33,7 @@ from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
 from .achievements import recheck_after_refund
 from .referrals import reverse_after_refund
+from .rewards import debit_available, reverse_pending
 from .tiers import undo_upgrade_after_refund
 from .upkeep import prepare_customer_for_write
 
@@ -190,8 +191,8 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     # Restored points keep the latest expiry of the lots their redemptions spent; if that has
     # passed, they are reissued for reissue_days, or (restored_after_expiry "expire") they go from
     # `redeemed` straight to `expired`: never spendable, never repaying a debt, never held.
-    spent = uow.lots.consumed_by([r["settle_transaction_id"] for r in captures if r["asset"] == Asset.POINTS])
-    expiries = [lot["expires_at"] for lot in spent]
+    points_settlements = [r["settle_transaction_id"] for r in captures if r["asset"] == Asset.POINTS]
+    expiries = [lot["expires_at"] for lot in uow.lots.consumed_by(points_settlements)] if points_settlements else []
     restore_expires_at = None if not expiries or None in expiries else max(expiries)
     restore_lapsed = restore_expires_at is not None and restore_expires_at <= now
     if restore_lapsed and settings.restored_after_expiry == "reissue":
@@ -225,36 +226,22 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
         reversed_[asset] = to_reverse
         if to_reverse <= 0:
             continue
-        pending_account, available_account = customer.account(asset, Bucket.PENDING), customer.account(asset, Bucket.AVAILABLE)
-        take_pending = 0
-        for release in uow.releases.unreleased_for_purchase(purchase["id"]):
-            if release["asset"] != asset:
-                continue
-            take = min(to_reverse - take_pending, release["amount"] - release["reversed_amount"])
-            if take > 0:
-                uow.releases.reverse(release["id"], take)
-                take_pending += take
+        take_pending = reverse_pending(uow, uow.releases.unreleased_for_purchase(purchase["id"]), asset, to_reverse)
         if asset == Asset.POINTS and purchase["transaction_id"] and to_reverse > take_pending:
             # The order's own lot first: the part of it that already expired goes back from `expired`
             # to where it was issued from, so the customer is not charged for it twice.
             expired = uow.expiry.lot_consumed_by_type(purchase["transaction_id"], "points_expiry")
             unexpired = min(to_reverse - take_pending, expired - sum(r["points_unexpired"] for r in previous))
             unexpired = max(unexpired, 0)
-        rest = to_reverse - take_pending - (unexpired if asset == Asset.POINTS else 0)
-        collectible = min(rest, max(balances[available_account], 0))
-        short = rest - collectible
-        from_pending[asset], collected[asset], uncollected[asset] = take_pending, collectible, short
         postings.append(Posting(purchase_source(asset), asset, to_reverse))
         if take_pending:
-            postings.append(Posting(pending_account, asset, -take_pending))
+            postings.append(Posting(customer.account(asset, Bucket.PENDING), asset, -take_pending))
         if asset == Asset.POINTS and unexpired:
             postings.append(Posting(house_account(asset, "expired"), asset, -unexpired))
-        available_debit = collectible + (short if settings.clawback_policy == "allow_negative" else 0)
-        if available_debit:
-            postings.append(Posting(available_account, asset, -available_debit))
-            balances[available_account] -= available_debit
-        if short and settings.clawback_policy == "write_off":
-            postings.append(Posting(house_account(asset, "written_off"), asset, -short))
+        rest = to_reverse - take_pending - (unexpired if asset == Asset.POINTS else 0)
+        from_pending[asset] = take_pending
+        collected[asset], uncollected[asset] = debit_available(postings, balances, customer, asset, rest,
+                                                               settings.clawback_policy)
 
     transaction_id = None
     if postings:

@@ -8,6 +8,7 @@ has goes negative in `available` (allow_negative) or is written off (write_off),
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Sequence
 
 from ..domain.accounts import Asset, Bucket, house_account
 from ..domain.customers import Customer
@@ -52,6 +53,36 @@ def grant(uow: UnitOfWork, now: datetime, program: Program, customer: Customer, 
     return transaction_id
 
 
+def reverse_pending(uow: UnitOfWork, releases: Sequence[dict], asset: str, amount: int) -> int:
+    """Take up to `amount` of `asset` from unreleased pending value (the releases shrink); returns how much."""
+    taken = 0
+    for release in releases:
+        if release["asset"] != asset:
+            continue
+        take = min(amount - taken, release["amount"] - release["reversed_amount"])
+        if take > 0:
+            uow.releases.reverse(release["id"], take)
+            taken += take
+    return taken
+
+
+def debit_available(postings: list[Posting], balances: dict[str, int], customer: Customer, asset: str,
+                    amount: int, clawback_policy: str) -> tuple[int, int]:
+    """Take `amount` from the customer's `available`: what is there is collected; the rest goes
+    negative (allow_negative) or to `written_off` (write_off). Appends the postings, updates
+    `balances`; returns (collected, uncollected)."""
+    available_account = customer.account(asset, Bucket.AVAILABLE)
+    collected = min(amount, max(balances.get(available_account, 0), 0))
+    short = amount - collected
+    debit = collected + (short if clawback_policy == "allow_negative" else 0)
+    if debit:
+        postings.append(Posting(available_account, asset, -debit))
+        balances[available_account] = balances.get(available_account, 0) - debit
+    if short and clawback_policy == "write_off":
+        postings.append(Posting(house_account(asset, "written_off"), asset, -short))
+    return collected, short
+
+
 def take_back(uow: UnitOfWork, now: datetime, program: Program, customer: Customer, ctx: BookingContext, *,
               type_: str, reference: Reference, source: str, points: int, cashback: int, description: str,
               pending_releases: list[dict] = (), prefer_transactions: tuple[str, ...] = ()) -> str | None:
@@ -63,26 +94,12 @@ def take_back(uow: UnitOfWork, now: datetime, program: Program, customer: Custom
     for asset, amount in amounts.items():
         if amount <= 0:
             continue
-        from_pending = 0
-        for release in pending_releases:
-            if release["asset"] != asset:
-                continue
-            take = min(amount - from_pending, release["amount"] - release["reversed_amount"])
-            if take > 0:
-                uow.releases.reverse(release["id"], take)
-                from_pending += take
-        rest = amount - from_pending
-        available_account = customer.account(asset, Bucket.AVAILABLE)
-        collectible = min(rest, max(balances.get(available_account, 0), 0))
-        short = rest - collectible
+        from_pending = reverse_pending(uow, pending_releases, asset, amount)
         postings.append(Posting(source_account(asset, source), asset, amount))
         if from_pending:
             postings.append(Posting(customer.account(asset, Bucket.PENDING), asset, -from_pending))
-        debit = collectible + (short if program.settings.clawback_policy == "allow_negative" else 0)
-        if debit:
-            postings.append(Posting(available_account, asset, -debit))
-        if short and program.settings.clawback_policy == "write_off":
-            postings.append(Posting(house_account(asset, "written_off"), asset, -short))
+        collectible, _ = debit_available(postings, balances, customer, asset, amount - from_pending,
+                                         program.settings.clawback_policy)
         if asset == Asset.POINTS:
             taken_points = from_pending + collectible
     if not postings:

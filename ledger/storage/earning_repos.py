@@ -91,14 +91,6 @@ class SqlEarning:
         q = select(BUDGETS.c.campaign_id, BUDGETS.c.used_points).where(BUDGETS.c.program_id == program_id)
         return {row.campaign_id: row.used_points for row in self.s.execute(q)}
 
-    # -- what a customer paid for an order with rewards
-    def captured_for_order(self, program_id: str, order_id: str, customer_pk: int) -> list[dict[str, Any]]:
-        q = select(REDEMPTIONS.c.asset, REDEMPTIONS.c.captured_amount).where(
-            REDEMPTIONS.c.program_id == program_id, REDEMPTIONS.c.order_id == order_id,
-            REDEMPTIONS.c.customer_pk == customer_pk, REDEMPTIONS.c.status == "captured",
-            REDEMPTIONS.c.captured_amount > 0)
-        return [dict(r) for r in self.s.execute(q).mappings()]
-
 
 class SqlTiers:
     def __init__(self, session: Session) -> None:

@@ -345,6 +345,10 @@ class FakeRedemptions(_Repo):
     def customers_with_expired_holds(self, now: datetime, limit: int = 200) -> list[int]:
         return sorted({r["customer_pk"] for r in self._expired(now)})[:limit]
 
+    def captured_for_order(self, program_id: str, order_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._s.redemptions.values() if r.get("order_id") == order_id
+                and r["status"] == "captured" and r.get("captured_amount", 0) > 0]
+
 
 class FakeEarning(_Repo):
     def latest_config(self, program_id: str) -> dict[str, Any] | None:
@@ -394,10 +398,6 @@ class FakeEarning(_Repo):
 
     def budgets(self, program_id: str) -> dict[str, int]:
         return {c: used for (p, c), used in self._s.budgets.items() if p == program_id}
-
-    def captured_for_order(self, program_id: str, order_id: str, customer_pk: int) -> list[dict[str, Any]]:
-        return [{"asset": r["asset"], "captured_amount": r["captured_amount"]} for r in self._s.redemptions.values()
-                if r.get("order_id") == order_id and r["customer_pk"] == customer_pk and r["status"] == "captured"]
 
 
 class FakeTiers(_Repo):
