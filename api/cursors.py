@@ -30,3 +30,24 @@ def decode_cursor(cursor: str | None, filters: dict[str, Any]) -> int | None:
     except (ValueError, KeyError, TypeError, json.JSONDecodeError):
         raise ApiProblem(400, "invalid_cursor", "Invalid cursor",
                          "the cursor is malformed or was made for other filters") from None
+
+
+def encode_position(position: tuple[int, int], filters: dict[str, Any]) -> str:
+    """A cursor for a (writing transaction, seq) position."""
+    raw = json.dumps({"p": list(position), "f": _filters_hash(filters)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_position(cursor: str | None, filters: dict[str, Any]) -> tuple[int, int] | None:
+    if cursor is None:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        position = data["p"]
+        if (not isinstance(position, list) or len(position) != 2 or data["f"] != _filters_hash(filters)
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in position)):
+            raise ValueError
+        return position[0], position[1]
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        raise ApiProblem(400, "invalid_cursor", "Invalid cursor",
+                         "the cursor is malformed or was made for other filters") from None

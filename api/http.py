@@ -230,14 +230,16 @@ def render_error(error: BusinessRuleViolation) -> StoredAnswer:
 
 def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema, status: int,
                      natural_key: tuple[str, str] | None = None,
-                     on_conflict: Callable[[str, str], Exception] | None = None) -> Response:
-    """Run a write once: replays answer with the first status and body, byte for byte."""
+                     on_conflict: Callable[[str, str], Exception] | None = None,
+                     status_of: Callable[[Any], int] | None = None) -> Response:
+    """Run a write once: replays answer with the first status and body, byte for byte.
+    `status_of` picks the success status from the result (202 for an adjustment awaiting approval)."""
     ledger = current_app.extensions["ledger"]
     request_ = WriteRequest(program_id=program_id(), fingerprint=fingerprint(),
                             idempotency_key=idempotency_key(), natural_key=natural_key, on_conflict=on_conflict)
     outcome: WriteOutcome = run_write(
         ledger.uow, ledger.clock, request_, action,
-        render=lambda result: StoredAnswer(status, dumps(schema.dump(result))),
+        render=lambda result: StoredAnswer(status_of(result) if status_of else status, dumps(schema.dump(result))),
         render_error=render_error, is_retryable=ledger.uow.is_retryable,
     )
     return answer_response(outcome.answer, outcome.replayed)

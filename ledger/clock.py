@@ -29,3 +29,8 @@ class FixedClock:
 
     def advance(self, **delta: float) -> None:
         self._at += timedelta(**delta)
+
+    def set(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._at = at.astimezone(timezone.utc)

@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 
 from flask import Response, current_app
 
 from ledger.domain.customers import Balances, Customer
+from ledger.services import books, membership, queries
 from ledger.services import customers as use_cases
-from ledger.services import queries
 
 from ..cursors import decode_cursor, encode_cursor
 from ledger.domain.errors import ValidationFailed
 
-from ..http import Blueprint, json_response, principal, program_id, read, requires, write
+from ..http import (
+    Blueprint, booking_context, idempotent_write, json_response, principal, program_id, read, requires, write,
+)
 from ..schemas.common import Balances as BalancesSchema
 from ..schemas.common import PageArgs
 from ..schemas.customers import ActivityPage, CustomerOut, CustomerPath, CustomerPut
+from ..schemas.finance import AsOfArgs, AsOfBalancesOut, ClosureOut, ErasureOut
 from .programs import ALL_ROLES
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Enrolled customers")
@@ -63,14 +67,55 @@ def get_customer(customer_id: str) -> Response:
 
 @blp.route("/<customer_id>/balances", methods=["GET"])
 @blp.arguments(CustomerPath, location="path", as_kwargs=True)
-@blp.response(200, BalancesSchema)
+@blp.arguments(AsOfArgs, location="query", as_kwargs=True)
+@blp.response(200, AsOfBalancesOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)
-def get_balances(customer_id: str) -> Response:
-    """Available, pending and reserved, per asset: points, and cashback in minor units."""
-    now = current_app.extensions["ledger"].clock.now()
+def get_balances(customer_id: str, as_of: datetime | None = None) -> Response:
+    """Available, pending and reserved, per asset: points, and cashback in minor units. With
+    `as_of` (recorded time), the balances as the ledger stood then: the balance after each
+    account's last entry recorded before that instant (nothing is shown as due or lapsed)."""
+    ledger = current_app.extensions["ledger"]
+    if as_of is not None:
+        pid = program_id()
+        by_asset = read(lambda uow: (uow.programs.get(pid).settings.currency,
+                                     books.customer_balances_as_of(uow, pid, customer_id, as_of)))
+        currency, balances_ = by_asset
+        return json_response(AsOfBalancesOut().dump({"currency": currency, **balances_, "as_of": as_of}))
+    now = ledger.clock.now()
     balances = read(lambda uow: queries.customer_balances(uow, now, program_id(), customer_id), single_statement=True)
     return json_response(BalancesSchema().dump(asdict(balances)))
+
+
+@blp.route("/<customer_id>/personal-data", methods=["DELETE"])
+@blp.arguments(CustomerPath, location="path", as_kwargs=True)
+@blp.response(200, ErasureOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@requires("admin")
+def erase_personal_data(customer_id: str) -> Response:
+    """Erase the member's personal data (email, phone, name, display name, birthday; off the
+    leaderboard). The ledger stays intact under the same customer id. Idempotent."""
+    ledger = current_app.extensions["ledger"]
+    result = write(lambda uow: membership.erase_personal_data(uow, ledger.clock, program_id(), customer_id))
+    return json_response(ErasureOut().dump(result))
+
+
+@blp.route("/<customer_id>/close", methods=["POST"])
+@blp.arguments(CustomerPath, location="path", as_kwargs=True)
+@blp.response(200, ClosureOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@requires("admin")
+def close_customer(customer_id: str) -> Response:
+    """Close the membership: open holds are voided, every point is forfeited (Dr the member's
+    buckets, Cr `forfeited`), a negative balance is written off, and the cashback is reported as
+    `cashback_owed` (or forfeited too under the program's `forfeit_cashback_on_close`). The member
+    then earns and redeems nothing (422 `customer_closed`); their history stays readable. A
+    repeat replays the first answer."""
+    ledger = current_app.extensions["ledger"]
+    ctx, pid = booking_context(), program_id()
+    return idempotent_write(lambda uow: membership.close_membership(uow, ledger.clock, pid, customer_id, ctx),
+                            ClosureOut(), 200, natural_key=("closure", customer_id))
 
 
 @blp.route("/<customer_id>/activity", methods=["GET"])

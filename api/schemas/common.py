@@ -69,6 +69,9 @@ class Problem(ma.Schema):
     max_value = fields.Integer(metadata={"description": "On exceeds_max_redeem_share: minor units"})
     held = fields.Integer(metadata={"description": "On capture_exceeds_hold"})
     redemption_status = fields.String(metadata={"description": "On redemption_not_held"})
+    dependents = fields.List(fields.String(), metadata={"description": "On has_dependents: the transactions that "
+                                                                       "depend on this one"})
+    reversal_transaction_id = fields.String(metadata={"description": "On already_reversed: the reversal"})
 
 
 class BucketBalances(ma.Schema):

@@ -40,6 +40,8 @@ SETTINGS_RANGES = {
     "referee_reward_cashback": (0, 10**9),
     "referral_min_purchase": (0, 10**12),
     "referral_cap": (1, 10**6),
+    "adjustment_approval_threshold": (0, 10**14),
+    "activity_window_days": (1, 3660),
 }
 CLAWBACK_POLICIES = ("allow_negative", "write_off")
 EXPIRY_POLICIES = ("none", "fixed", "inactivity")
@@ -109,6 +111,16 @@ def _settings_fields(allow_none: bool) -> dict:
                                                metadata={"description": "When the referee's welcome reward is "
                                                          "usable: on_first_order (reversed if that order is refunded) "
                                                          "or after_window (default)"}),
+        "adjustment_approval_threshold": bounded(
+            "adjustment_approval_threshold",
+            "Adjustments worth more than this (minor units; points at the redemption rate) wait for a second "
+            "finance key's approval (default none)"),
+        "activity_window_days": bounded("activity_window_days",
+                                        "Retention analytics: a member is active with a purchase in the last "
+                                        "this many days (default 365)"),
+        "forfeit_cashback_on_close": StrictBool(allow_none=allow_none,
+                                                metadata={"description": "Whether closing a member forfeits the "
+                                                          "cashback owed to them (default false: reported as owed)"}),
     }
 
 
@@ -168,6 +180,9 @@ class ProgramOut(ma.Schema):
     referral_cap = fields.Integer(allow_none=True)
     referral_cap_period = fields.String(required=True)
     referee_reward_timing = fields.String(required=True)
+    adjustment_approval_threshold = fields.Integer(allow_none=True)
+    activity_window_days = fields.Integer(required=True)
+    forfeit_cashback_on_close = fields.Boolean(required=True)
     created_at = instant(required=True)
 
 

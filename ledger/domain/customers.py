@@ -28,6 +28,15 @@ class Customer:
     referral_code: str | None = None
     referred_by_pk: int | None = None
 
+    def refuse_unless_active(self, doing: str) -> None:
+        """A blocked or closed member can neither earn nor redeem; their history stays readable."""
+        from .errors import CustomerBlocked, CustomerClosed
+
+        if self.status == "blocked":
+            raise CustomerBlocked(f"customer {self.customer_id!r} is blocked: they cannot {doing}")
+        if self.status == "closed":
+            raise CustomerClosed(f"customer {self.customer_id!r} is closed: they cannot {doing}")
+
     def account(self, asset: str, bucket: str) -> str:
         return customer_account(self.customer_id, asset, bucket)
 

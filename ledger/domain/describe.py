@@ -119,3 +119,19 @@ def achievement_reward(name: str, amount: int) -> str:
 
 def achievement_revoked(name: str, amount: int) -> str:
     return f"Badge {name} withdrawn after a refund" + (f"; {points(amount)} taken back" if amount else "")
+
+
+def adjustment(asset: str, amount: int, currency: str, reason: str) -> str:
+    verb = "Added" if amount > 0 else "Removed"
+    return f"{verb} {value_of(asset, abs(amount), currency)} by the loyalty team: {reason}"
+
+
+def reversal(original: str, reason: str) -> str:
+    return f"Reversed by the loyalty team ({reason}): {original}"
+
+
+def closure(forfeited_points: int, cashback: int, currency: str, cashback_forfeited: bool) -> str:
+    parts = [f"{points(forfeited_points)} forfeited"] if forfeited_points else []
+    if cashback and cashback_forfeited:
+        parts.append(f"{money(cashback, currency)} cashback forfeited")
+    return "Membership closed" + (f": {' and '.join(parts)}" if parts else "")

@@ -275,3 +275,62 @@ class AlreadyReferred(Conflict):
 
     code = "already_referred"
     title = "Already referred"
+
+
+class CustomerClosed(BusinessRuleViolation):
+    """A closed membership earns and redeems nothing more; its history stays readable."""
+
+    code = "customer_closed"
+    title = "Customer closed"
+
+
+class AdjustmentNotFound(NotFound):
+    code = "adjustment_not_found"
+    title = "Adjustment not found"
+
+
+class AdjustmentNotPending(Conflict):
+    """Only an adjustment waiting for approval can be approved."""
+
+    code = "adjustment_not_pending"
+    title = "Adjustment is not pending approval"
+
+
+class SameApprover(BusinessRuleViolation):
+    """An adjustment above the approval threshold needs a second finance key."""
+
+    status = 403
+    code = "same_approver"
+    title = "The requester cannot approve their own adjustment"
+
+
+class AlreadyReversed(Conflict):
+    """A transaction is reversed at most once (and a reversal is never reversed)."""
+
+    code = "already_reversed"
+    title = "Transaction already reversed"
+
+
+class HasDependents(Conflict):
+    """A later transaction depends on this one (refund, release, capture): reverse those first,
+    or book an adjustment."""
+
+    code = "has_dependents"
+    title = "Transaction has dependent transactions"
+
+
+class NotReversible(Conflict):
+    """Reversing this transaction would not restore a meaningful state (a reversal, a closure)."""
+
+    code = "not_reversible"
+    title = "Transaction cannot be reversed"
+
+
+class PeriodNotEnded(BusinessRuleViolation):
+    code = "period_not_ended"
+    title = "Period has not ended"
+
+
+class PeriodNotFound(NotFound):
+    code = "period_not_found"
+    title = "Period not closed"

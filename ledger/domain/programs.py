@@ -61,6 +61,10 @@ class ProgramSettings:
     referral_cap: int | None = None  # rewarded referrals per referrer per local referral_cap_period
     referral_cap_period: str = "month"
     referee_reward_timing: str = "after_window"
+    # Finance: adjustments worth more than this (minor units) need a second finance key's approval.
+    adjustment_approval_threshold: int | None = None
+    activity_window_days: int = 365  # retention analytics: active = a purchase in the last this many days
+    forfeit_cashback_on_close: bool = False
 
     def __post_init__(self) -> None:
         if self.unit_amount is None:

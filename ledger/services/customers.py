@@ -40,6 +40,9 @@ def enrol_or_update(uow: UnitOfWork, clock: Clock, program_id: str, customer_id:
             customer = uow.customers.update(customer, changes, now)
         created = False
     if status is not None and status != customer.status:
+        if customer.status == "closed":
+            from ..domain.errors import CustomerClosed
+            raise CustomerClosed(f"customer {customer_id!r} is closed: a closed membership is not reopened")
         customer = uow.customers.update(customer, {"status": status}, now)
     if referred_by:
         customer = register(uow, now, program, customer, referred_by)

@@ -15,7 +15,7 @@ from ..domain import describe
 from ..domain.calendar import period_end, period_start
 from ..domain.customers import Balances
 from ..domain.engagement import check_event
-from ..domain.errors import CustomerBlocked, ValidationFailed
+from ..domain.errors import ValidationFailed
 from ..domain.transactions import Reference
 from . import achievements
 from .customers import require_customer
@@ -59,8 +59,7 @@ def record_event(uow: UnitOfWork, clock: Clock, program_id: str, cmd: EventComma
         raise ValidationFailed([{"field": "occurred_at", "message": "must not be in the future"}])
     program = uow.programs.get(program_id)
     customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
-    if customer.status == "blocked":
-        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
+    customer.refuse_unless_active("earn")
     prepare_customer_for_write(uow, now, program, customer, ctx)
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
     config = config_for(uow, program)

@@ -17,7 +17,7 @@ from ..domain.programs import Program
 from ..domain.earning import EarningResult, OrderToEarn, PurchaseLine, check_lines_reconcile
 from ..domain.earning_config import EarningConfig
 from ..domain.expiry import lot_expires_at
-from ..domain.errors import CurrencyMismatch, CustomerBlocked, PurchaseNotFound, ValidationFailed
+from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from . import achievements, referrals
 from .customers import require_customer
@@ -98,8 +98,7 @@ def _program_and_customer(uow: UnitOfWork, program_id: str, cmd: PurchaseCommand
     if cmd.currency != program.settings.currency:
         raise CurrencyMismatch(f"this program's currency is {program.settings.currency}, not {cmd.currency}")
     customer = require_customer(uow, program_id, cmd.customer_id, lock=lock)
-    if customer.status == "blocked":
-        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot earn")
+    customer.refuse_unless_active("earn")
     return program, customer
 
 

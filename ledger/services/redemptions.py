@@ -18,7 +18,6 @@ from ..domain import describe
 from ..domain.accounts import Asset, Bucket, house_account
 from ..domain.customers import Balances, Customer
 from ..domain.errors import (
-    CustomerBlocked,
     BelowMinRedeem, CaptureExceedsHold, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
     RedemptionNotFound, RedemptionNotHeld,
 )
@@ -89,8 +88,7 @@ def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand,
             raise ExceedsMaxRedeemShare(
                 f"at most {ceiling} minor units of this order may be paid with points or cashback", max_value=ceiling)
     customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
-    if customer.status == "blocked":
-        raise CustomerBlocked(f"customer {cmd.customer_id!r} is blocked: they cannot redeem")
+    customer.refuse_unless_active("redeem")
     prepare_customer_for_write(uow, now, program, customer, ctx)
     available = uow.ledger.customer_balances(customer)[customer.account(cmd.asset, Bucket.AVAILABLE)]
     if cmd.amount > available:
@@ -211,6 +209,12 @@ def _release_hold(uow: UnitOfWork, now: datetime, program: Program, customer: Cu
     uow.redemptions.add_event(redemption_pk=row["id"], kind=status, at=now, amount=held, transaction_id=posted.id,
                               actor=ctx.actor)
     return posted
+
+
+def void_for_closure(uow: UnitOfWork, now: datetime, program: Program, customer: Customer, row: dict[str, Any],
+                     ctx: BookingContext) -> None:
+    """A membership being closed voids its open holds first (its customer is locked already)."""
+    _release_hold(uow, now, program, customer, row, "voided", ctx)
 
 
 def _debt_repaid(available_before: int, credit: int) -> int:

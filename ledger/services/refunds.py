@@ -219,6 +219,8 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     # multiplier behind a minimum spend).
     kept_before = {asset: purchase[f"{asset}_earned"] - sum(r[f"{asset}_reversed"] for r in previous)
                    for asset in ASSETS}
+    if purchase["transaction_id"] and uow.corrections.reversal_of(purchase["transaction_id"]):
+        kept_before = {asset: 0 for asset in ASSETS}  # finance reversed the accrual: nothing left to claw back
     kept_now = kept_by_order(uow, program, purchase, previous_pairs + [(amount, cmd.lines)])
     unexpired = 0
     for asset in ASSETS:

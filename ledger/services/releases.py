@@ -85,6 +85,7 @@ def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
             from .tiers import run_tier_evaluations
             done["expired_points"] = run_expiry(uow_factory, clock, batch, is_retryable)
             done["tier_evaluations"] = sum(run_tier_evaluations(uow_factory, clock, batch, is_retryable).values())
+            done.update(run_books_jobs(uow_factory, clock, is_retryable))
             return done
         for customer_pk in customers:
             seen.add(customer_pk)
@@ -98,3 +99,23 @@ def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
             releases, expired = transact(uow_factory, upkeep, is_retryable or (lambda exc: False))
             done["releases"] += releases
             done["expired_holds"] += expired
+
+
+def run_books_jobs(uow_factory, clock: Clock,  # noqa: ANN001
+                   is_retryable: Callable[[BaseException], bool] | None = None) -> dict[str, int]:
+    """Per program: the daily trial-balance roll-ups that have come due, then a seal over every
+    customer's chain head (when anything was booked since the last seal)."""
+    from .books import roll_up
+    from .verify import seal_program
+
+    now = clock.now()
+    with uow_factory(write=False) as uow:
+        programs = [p.id for p in uow.programs.all()]
+    done = {"rollups": 0, "seals": 0}
+    for program_id in programs:
+        done["rollups"] += transact(uow_factory, lambda uow, pid=program_id: roll_up(uow, pid, now),
+                                    is_retryable or (lambda exc: False))
+        sealed = transact(uow_factory, lambda uow, pid=program_id: seal_program(uow, pid, now),
+                          is_retryable or (lambda exc: False))
+        done["seals"] += 1 if sealed else 0
+    return done

@@ -8,6 +8,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..domain import chain
 from ..domain.errors import AmountTooLarge
 from ..domain.ids import new_id
 from ..domain.money import fits_int64
@@ -196,11 +197,12 @@ class SqlLedger:
     def __init__(self, session: Session) -> None:
         self.s = session
         self._customer_accounts: dict[int, dict[str, tuple[int, int]]] = {}
+        self._chains: dict[int, tuple[str | None, datetime | None]] = {}  # pk -> (chain head, last recorded_at)
 
     def open_customer_accounts(self, customer: Customer) -> None:
         self.s.execute(insert(ACCOUNTS), [
             {"program_id": customer.program_id, "path": path, "asset": path.split("/")[2],
-             "customer_pk": customer.pk, "balance": 0}
+             "customer_pk": customer.pk, "balance": 0, "bucket": path.split("/")[3]}
             for path in customer.account_paths()
         ])
 
@@ -233,15 +235,34 @@ class SqlLedger:
         catches the lost updates that follows)."""
         accounts = self._customer_accounts.get(customer.pk)
         if accounts is None:
-            rows = self.s.execute(select(ACCOUNTS.c.id, ACCOUNTS.c.path, ACCOUNTS.c.balance)
-                                  .where(ACCOUNTS.c.customer_pk == customer.pk)).all()
+            a = ACCOUNTS.c
+            rows = self.s.execute(
+                select(a.id, a.path, a.balance, ENTRIES.c.recorded_at, CUSTOMERS.c.chain_head)
+                .join_from(ACCOUNTS, CUSTOMERS, CUSTOMERS.c.pk == a.customer_pk)
+                .join(ENTRIES, ENTRIES.c.seq == a.last_seq, isouter=True)
+                .where(a.customer_pk == customer.pk)).all()
             accounts = self._customer_accounts[customer.pk] = {r.path: (r.id, r.balance) for r in rows}
+            latest = max((r.recorded_at for r in rows if r.recorded_at is not None), default=None)
+            self._chains[customer.pk] = (rows[0].chain_head if rows else None, latest)
         return accounts
 
     def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
              customer: Customer | None) -> PostedTransaction:
-        accounts = self._load_customer_accounts(customer) if customer else {}
+        if customer is None:
+            raise ValueError("every transaction belongs to a customer: its chain needs the customer's lock")
+        accounts = self._load_customer_accounts(customer)
+        head, latest = self._chains[customer.pk]
+        # Recorded times never go backwards on a customer's accounts (a request that read the clock
+        # before waiting for the lock books no earlier than the one it waited for), so balance_after
+        # answers as-of reads.
+        if latest is not None and latest > recorded_at:
+            recorded_at = latest
         transaction_id = new_id("txn")
+        header = chain.transaction_header(
+            transaction_id=transaction_id, type=draft.type, reference_kind=draft.reference.kind,
+            reference_id=draft.reference.id, actor=ctx.actor, request_id=ctx.request_id,
+            occurred_at=draft.occurred_at, recorded_at=recorded_at, description=draft.description,
+            details=draft.metadata)
         seq = self.s.execute(insert(TRANSACTIONS).values(
             id=transaction_id, program_id=program_id, customer_pk=customer.pk if customer else None,
             type=draft.type, reference_kind=draft.reference.kind, reference_id=draft.reference.id,
@@ -265,9 +286,12 @@ class SqlLedger:
                     raise ValueError(f"{posting.account} is not an account of the locked customer")
                 account_id = self._house_account_id(program_id, posting.account, posting.asset)
                 balance_after = None
+            head = chain.link(head, chain.entry_content(
+                header, account=posting.account, asset=posting.asset, amount=posting.amount,
+                balance_after=balance_after, recorded_at=recorded_at))
             rows.append({"program_id": program_id, "transaction_id": transaction_id, "account_id": account_id,
                          "asset": posting.asset, "amount": posting.amount, "balance_after": balance_after,
-                         "recorded_at": recorded_at})
+                         "recorded_at": recorded_at, "chain_hash": head})
         seqs = self.s.execute(insert(ENTRIES).returning(ENTRIES.c.seq, sort_by_parameter_order=True),
                               rows).scalars().all()
         last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
@@ -278,6 +302,8 @@ class SqlLedger:
                 [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
                  for a, b in new_balances.items()],
             )
+        self.s.execute(update(CUSTOMERS).where(CUSTOMERS.c.pk == customer.pk).values(chain_head=head))
+        self._chains[customer.pk] = (head, recorded_at)
         ids_by_path = {path: account for path, (account, _b) in accounts.items()}
         for path, account_id in ids_by_path.items():
             if account_id in new_balances:
@@ -361,6 +387,10 @@ class SqlPurchases:
     def transaction_ids_of(self, purchase_pk: int) -> list[str]:
         tx = self.s.execute(select(PURCHASES.c.transaction_id).where(PURCHASES.c.id == purchase_pk)).scalar_one()
         return [tx] if tx else []
+
+    def pk_by_transaction(self, transaction_id: str) -> int | None:
+        return self.s.execute(select(PURCHASES.c.id).where(PURCHASES.c.transaction_id == transaction_id)
+                              ).scalar_one_or_none()
 
     def order_id_of(self, purchase_pk: int) -> str:
         return self.s.execute(select(PURCHASES.c.order_id).where(PURCHASES.c.id == purchase_pk)).scalar_one()
@@ -476,27 +506,31 @@ class SqlIdempotency:
 
 
 class SqlAudit:
-    """Whole-ledger checks: balanced transactions, a ledger summing to zero, cached balances = entries."""
+    """Whole-ledger checks: balanced transactions, a ledger summing to zero, cached balances = entries.
+    Each takes an optional program id; without it, every program is checked."""
 
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def unbalanced_transactions(self, limit: int = 20) -> list[dict[str, Any]]:
+    def unbalanced_transactions(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         e = ENTRIES.c
-        q = (select(e.transaction_id, e.asset, func.sum(e.amount).label("total"))
+        q = (select(e.transaction_id, e.asset, func.sum(e.amount).label("total"), func.min(e.seq).label("seq"))
              .group_by(e.transaction_id, e.asset).having(func.sum(e.amount) != 0).limit(limit))
+        if program_id is not None:
+            q = q.where(e.program_id == program_id)
         return [dict(r) for r in self.s.execute(q).mappings()]
 
-    def totals_by_program_asset(self) -> list[dict[str, Any]]:
+    def totals_by_program_asset(self, program_id: str | None = None) -> list[dict[str, Any]]:
         e = ENTRIES.c
+        where = [e.program_id == program_id] if program_id is not None else []
         if self.s.get_bind().dialect.name != "sqlite":
             q = select(e.program_id, e.asset, func.sum(e.amount).label("total"), func.count().label("entries")) \
-                .group_by(e.program_id, e.asset)
+                .where(*where).group_by(e.program_id, e.asset)
             return [{**r, "total": int(r["total"])} for r in self.s.execute(q).mappings()]
         # SQLite's SUM overflows past 64 bits, which house accounts may reach in aggregate: sum each
         # transaction in SQL (it fits) and add those up in Python.
         q = select(e.program_id, e.asset, func.sum(e.amount).label("total"), func.count().label("entries")) \
-            .group_by(e.program_id, e.asset, e.transaction_id)
+            .where(*where).group_by(e.program_id, e.asset, e.transaction_id)
         totals: dict[tuple[str, str], dict[str, Any]] = {}
         for r in self.s.execute(q):
             t = totals.setdefault((r.program_id, r.asset), {"program_id": r.program_id, "asset": r.asset,
@@ -505,7 +539,7 @@ class SqlAudit:
             t["entries"] += r.entries
         return list(totals.values())
 
-    def balance_mismatches(self, limit: int = 20) -> list[dict[str, Any]]:
+    def balance_mismatches(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         a, e = ACCOUNTS.c, ENTRIES.c
         customer_accounts = select(a.id).where(a.customer_pk.is_not(None))
         sums = (select(e.account_id, func.sum(e.amount).label("total"))
@@ -513,18 +547,23 @@ class SqlAudit:
         q = (select(a.id, a.path, a.balance, func.coalesce(sums.c.total, 0).label("entries_total"))
              .join_from(ACCOUNTS, sums, sums.c.account_id == a.id, isouter=True)
              .where(a.customer_pk.is_not(None), a.balance != func.coalesce(sums.c.total, 0)).limit(limit))
+        if program_id is not None:
+            q = q.where(a.program_id == program_id)
         return [dict(r) for r in self.s.execute(q).mappings()]
 
-    def balance_after_breaks(self, limit: int = 20) -> list[dict[str, Any]]:
+    def balance_after_breaks(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         """Customer entries whose balance_after is not the running sum of the account's entries."""
         e = ENTRIES.c
         running = func.sum(e.amount).over(partition_by=e.account_id, order_by=e.seq)
         inner = select(e.seq, e.account_id, e.balance_after, running.label("running")) \
-            .where(e.balance_after.is_not(None)).subquery()
+            .where(e.balance_after.is_not(None))
+        if program_id is not None:
+            inner = inner.where(e.program_id == program_id)
+        inner = inner.subquery()
         q = select(inner).where(inner.c.balance_after != inner.c.running).order_by(inner.c.seq).limit(limit)
         return [dict(r) for r in self.s.execute(q).mappings()]
 
-    def lot_mismatches(self, limit: int = 20) -> list[dict[str, Any]]:
+    def lot_mismatches(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         """Customers whose open points lots do not add up to pending + reserved + max(available, 0)."""
         from sqlalchemy import case
 
@@ -534,7 +573,10 @@ class SqlAudit:
             (a.path.like("%/points/pending"), a.balance),
             (a.path.like("%/points/reserved"), a.balance),
             else_=0)).label("points")
-        holdings = select(a.customer_pk, held).where(a.customer_pk.is_not(None)).group_by(a.customer_pk).subquery()
+        holdings = select(a.customer_pk, held).where(a.customer_pk.is_not(None))
+        if program_id is not None:
+            holdings = holdings.where(a.program_id == program_id)
+        holdings = holdings.group_by(a.customer_pk).subquery()
         lots = (select(LOTS.c.customer_pk, func.sum(LOTS.c.remaining).label("remaining"))
                 .group_by(LOTS.c.customer_pk).subquery())
         q = (select(holdings.c.customer_pk, holdings.c.points, func.coalesce(lots.c.remaining, 0).label("lots"))
@@ -542,9 +584,11 @@ class SqlAudit:
              .where(holdings.c.points != func.coalesce(lots.c.remaining, 0)).limit(limit))
         return [dict(r) for r in self.s.execute(q).mappings()]
 
-    def transactions_without_entries(self, limit: int = 20) -> list[str]:
+    def transactions_without_entries(self, limit: int = 20, program_id: str | None = None) -> list[str]:
         t, e = TRANSACTIONS.c, ENTRIES.c
         q = select(t.id).where(~select(e.seq).where(e.transaction_id == t.id).exists()).limit(limit)
+        if program_id is not None:
+            q = q.where(t.program_id == program_id)
         return list(self.s.execute(q).scalars())
 
 
@@ -584,9 +628,19 @@ class SqlRedemptions:
              .group_by(REDEMPTIONS.c.customer_pk).order_by(REDEMPTIONS.c.customer_pk).limit(limit))
         return list(self.s.execute(q).scalars())
 
+    def held_for_customer(self, customer_pk: int) -> list[dict[str, Any]]:
+        q = select(REDEMPTIONS).where(REDEMPTIONS.c.customer_pk == customer_pk, REDEMPTIONS.c.status == "held")
+        return [dict(r) for r in self.s.execute(q).mappings()]
+
     def captured_for_order(self, program_id: str, order_id: str) -> list[dict[str, Any]]:
+        """Captures that paid for the order, without those whose capture finance has reversed."""
+        from .finance_repos import REVERSALS
+
+        reversed_ = select(REVERSALS.c.id).where(REVERSALS.c.original_transaction_id
+                                                 == REDEMPTIONS.c.settle_transaction_id)
         q = select(REDEMPTIONS).where(REDEMPTIONS.c.program_id == program_id, REDEMPTIONS.c.order_id == order_id,
-                                      REDEMPTIONS.c.status == "captured", REDEMPTIONS.c.captured_amount > 0)
+                                      REDEMPTIONS.c.status == "captured", REDEMPTIONS.c.captured_amount > 0,
+                                      ~reversed_.exists())
         return [dict(r) for r in self.s.execute(q).mappings()]
 
 

@@ -94,6 +94,9 @@ class CustomerRow(SQLModel, table=True):
     tier_manual_until: Optional[datetime] = _instant(nullable=True)
     referral_code: Optional[str] = _str(16, nullable=True)
     referred_by_pk: Optional[int] = _bigint(nullable=True)
+    chain_head: Optional[str] = _str(64, nullable=True)  # the link of the customer's latest entry
+    erased_at: Optional[datetime] = _instant(nullable=True)
+    closed_at: Optional[datetime] = _instant(nullable=True)
 
 
 class AccountRow(SQLModel, table=True):
@@ -109,6 +112,7 @@ class AccountRow(SQLModel, table=True):
         default=None, sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=True, index=True))
     balance: Optional[int] = _bigint(nullable=True)
     last_seq: Optional[int] = _bigint(nullable=True)
+    bucket: Optional[str] = _str(20, nullable=True)  # customer accounts: available, pending, reserved
 
 
 class TransactionRow(SQLModel, table=True):
@@ -151,6 +155,9 @@ class EntryRow(SQLModel, table=True):
     amount: int = _bigint()
     balance_after: Optional[int] = _bigint(nullable=True)
     recorded_at: datetime = _instant()
+    # PostgreSQL: the writing transaction's xid8 (a server default); readers page below their xmin.
+    xid: Optional[int] = _bigint(nullable=True)
+    chain_hash: Optional[str] = _str(64, nullable=True)
 
 
 class PurchaseRow(SQLModel, table=True):
@@ -426,3 +433,87 @@ class CustomerAchievementRow(SQLModel, table=True):
     revoke_transaction_id: Optional[str] = _str(40, nullable=True)
     earned_at: datetime = _instant()
     revoked_at: Optional[datetime] = _instant(nullable=True)
+
+
+class ChainSealRow(SQLModel, table=True):
+    """A program-level seal over every customer's chain head, each seal chained to the previous one.
+
+    It covers the entries with seq <= through_seq (and, on PostgreSQL, xid < below_xid: writers that
+    had finished when the seal was taken), so a later recomputation covers exactly the same entries."""
+
+    __tablename__ = "chain_seals"
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    sealed_at: datetime = _instant()
+    through_seq: int = _bigint()
+    below_xid: Optional[int] = _bigint(nullable=True)
+    customers: int = _bigint()
+    previous_digest: Optional[str] = _str(64, nullable=True)
+    digest: str = _str(64)
+
+
+class BalanceRollupRow(SQLModel, table=True):
+    """Balances at `as_of` (entries recorded before it): house accounts by path, customer accounts
+    summed per bucket as `customer/*/{asset}/{bucket}`. Append-only."""
+
+    __tablename__ = "balance_rollups"
+    __table_args__ = (UniqueConstraint("program_id", "as_of", "account", name="uq_balance_rollups"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    as_of: datetime = _instant()
+    account: str = _str(300)
+    asset: str = _str(10)
+    balance: int = _bigint()
+    accounts: int = _bigint()
+
+
+class LedgerPeriodRow(SQLModel, table=True):
+    """A closed month: its trial balance and liability report as they stood at its end. Append-only."""
+
+    __tablename__ = "ledger_periods"
+    __table_args__ = (UniqueConstraint("program_id", "period", name="uq_ledger_periods"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    period: str = _str(7)
+    starts_at: datetime = _instant()
+    ends_at: datetime = _instant()
+    closed_at: datetime = _instant()
+    actor: str = _str(80)
+    request_id: Optional[str] = _str(80, nullable=True)
+    trial_balance: dict = Field(sa_column=Column(JSON, nullable=False))
+    liability: dict = Field(sa_column=Column(JSON, nullable=False))
+
+
+class AdjustmentRow(SQLModel, table=True):
+    """A manual correction by finance: booked at once, or pending a second finance key's approval."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (UniqueConstraint("program_id", "adjustment_id", name="uq_adjustments_program_adjustment"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    adjustment_id: str = _str(128)
+    customer_pk: int = Field(sa_column=Column(BigInteger, ForeignKey("customers.pk"), nullable=False))
+    asset: str = _str(10)
+    amount: int = _bigint()
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    reason_code: str = _str(40)
+    status: str = _str(20)
+    requested_by: str = _str(80)
+    approved_by: Optional[str] = _str(80, nullable=True)
+    transaction_id: Optional[str] = _str(40, nullable=True)
+    created_at: datetime = _instant()
+    booked_at: Optional[datetime] = _instant(nullable=True)
+
+
+class ReversalRow(SQLModel, table=True):
+    """The reversal of a transaction; unique per original, so a transaction is reversed at most once."""
+
+    __tablename__ = "reversals"
+    __table_args__ = (UniqueConstraint("original_transaction_id", name="uq_reversals_original"),)
+    id: Optional[int] = _pk()
+    program_id: str = Field(sa_column=Column(String(40), ForeignKey("programs.id"), nullable=False))
+    original_transaction_id: str = Field(sa_column=Column(String(40), ForeignKey("transactions.id"), nullable=False))
+    reversal_transaction_id: str = Field(sa_column=Column(String(40), ForeignKey("transactions.id"), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    actor: str = _str(80)
+    created_at: datetime = _instant()

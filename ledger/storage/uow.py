@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
 from .engagement_repos import SqlAchievements, SqlEvents, SqlLeaderboard, SqlReferrals
 from .engine import Engines
+from .analytics_repo import SqlAnalytics
+from .finance_repos import SqlBooks, SqlCorrections
 from .repositories import (
     SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlRedemptions,
     SqlRefunds, SqlReleases,
@@ -46,6 +48,9 @@ class SqlUnitOfWork:
         self.events = SqlEvents(s)
         self.achievements = SqlAchievements(s)
         self.leaderboard = SqlLeaderboard(s)
+        self.books = SqlBooks(s)
+        self.corrections = SqlCorrections(s)
+        self.analytics = SqlAnalytics(s)
         return self
 
     def __exit__(self, *exc: object) -> None:

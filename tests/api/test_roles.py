@@ -77,6 +77,26 @@ ROLE_TABLE: list[tuple[str, str, tuple[str, ...]]] = [
     ("GET", "/v1/customers/<customer_id>/referral", ALL),
     ("GET", "/v1/customers/<customer_id>/referrals", ALL),
     ("GET", "/v1/leaderboard", ALL),
+    # ledger entries, transactions, export, trial balance, verify -> admin, finance
+    ("GET", "/v1/ledger/export", ("admin", "finance")),
+    ("GET", "/v1/ledger/trial-balance", ("admin", "finance")),
+    ("GET", "/v1/ledger/verify", ("admin", "finance")),
+    ("GET", "/v1/ledger/periods", ("admin", "finance")),
+    ("GET", "/v1/ledger/periods/<period>", ("admin", "finance")),
+    ("GET", "/v1/transactions/<transaction_id>", ("admin", "finance")),
+    ("GET", "/v1/adjustments/<adjustment_id>", ("admin", "finance")),
+    # adjustments, reversals, period close -> finance
+    ("POST", "/v1/ledger/periods/<period>/close", ("finance",)),
+    ("POST", "/v1/transactions/<transaction_id>/reverse", ("finance",)),
+    ("POST", "/v1/adjustments", ("finance",)),
+    ("POST", "/v1/adjustments/<adjustment_id>/approve", ("finance",)),
+    # reports and analytics -> admin, finance
+    ("GET", "/v1/reports/liability", ("admin", "finance")),
+    ("GET", "/v1/reports/activity", ("admin", "finance")),
+    ("GET", "/v1/analytics/retention", ("admin", "finance")),
+    # personal data and closure: program administration -> admin
+    ("DELETE", "/v1/customers/<customer_id>/personal-data", ("admin",)),
+    ("POST", "/v1/customers/<customer_id>/close", ("admin",)),
 ]
 
 # A well-formed request per route, so an allowed role gets past validation too.
@@ -103,6 +123,9 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/event-rules/<event_rule_id>"): {"event_type": "review_posted", "points": 20},
     ("PUT", "/v1/achievements/<achievement_id>"): {"name": "Regular", "kind": "count", "threshold": 3,
                                                    "window": "month"},
+    ("POST", "/v1/adjustments"): {"adjustment_id": "ADJ-2", "customer_id": "c-1", "asset": "points", "amount": 5,
+                                  "reason": "goodwill for a late parcel", "reason_code": "goodwill"},
+    ("POST", "/v1/transactions/<transaction_id>/reverse"): {"reason": "booked twice by mistake"},
 }
 
 
@@ -131,9 +154,17 @@ def world(client, program, enrol, buy):
         path = (path.replace("<rule_id>", "double").replace("<campaign_id>", "weekend")
                 .replace("<event_rule_id>", "reviews").replace("<achievement_id>", "regular"))
         assert client.put(path, json=body, headers=admin).status_code == 200
+    finance = program.headers("finance")
+    adjusted = client.post("/v1/adjustments", json={"adjustment_id": "ADJ-1", "customer_id": "c-1",
+                                                    "asset": "points", "amount": 7, "reason": "welcome gesture"},
+                           headers=finance)
+    assert adjusted.status_code == 201, adjusted.get_data(as_text=True)
+    closed = client.post("/v1/ledger/periods/2026-10/close", headers=finance)
+    assert closed.status_code == 201, closed.get_data(as_text=True)
     return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1",
             "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend", "event_rule_id": "reviews",
-            "achievement_id": "regular"}
+            "achievement_id": "regular", "transaction_id": adjusted.get_json()["transaction_id"],
+            "adjustment_id": "ADJ-1", "period": "2026-10"}
 
 
 @pytest.fixture
@@ -141,14 +172,17 @@ def bare(program):
     """Just a program: enough where the answer must not depend on what the path names (401, 403)."""
     return {"program": program, "key_id": "key_0000000000000000000000", "customer_id": "c-1", "order_id": "P-1",
             "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend", "event_rule_id": "reviews",
-            "achievement_id": "regular"}
+            "achievement_id": "regular", "transaction_id": "txn_0000000000000000000000", "adjustment_id": "ADJ-1",
+            "period": "2026-10"}
 
 
 def concrete(rule: str, world: dict) -> str:
     return (rule.replace("<key_id>", world["key_id"]).replace("<customer_id>", world["customer_id"])
             .replace("<order_id>", world["order_id"]).replace("<redemption_id>", world["redemption_id"])
             .replace("<rule_id>", world["rule_id"]).replace("<campaign_id>", world["campaign_id"])
-            .replace("<event_rule_id>", world["event_rule_id"]).replace("<achievement_id>", world["achievement_id"]))
+            .replace("<event_rule_id>", world["event_rule_id"]).replace("<achievement_id>", world["achievement_id"])
+            .replace("<transaction_id>", world["transaction_id"]).replace("<adjustment_id>", world["adjustment_id"])
+            .replace("<period>", world["period"]))
 
 
 def call(client: Any, method: str, rule: str, world: dict, headers: dict[str, str], body: Any = None) -> Any:
