@@ -44,7 +44,7 @@ def decode_position(cursor: str | None, filters: dict[str, Any]) -> tuple[int, i
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         position = data["p"]
-        if (not isinstance(position, list) or len(position) != 2 or data["f"] != _filters_hash(filters)
+        if (set(data) != {"p", "f"} or not isinstance(position, list) or len(position) != 2 or data["f"] != _filters_hash(filters)
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in position)):
             raise ValueError
         return position[0], position[1]

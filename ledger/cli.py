@@ -100,6 +100,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Stream a program's entries to stdout (or --output) in constant memory."""
+    from .services.books import export_chunks, export_entries
+
+    filters = {}
+    for name in ("from", "to"):
+        value = getattr(args, name.replace("from", "from_"))
+        if value:
+            at = datetime.fromisoformat(value)
+            if at.tzinfo is None:
+                raise SystemExit(f"--{name} needs an offset, e.g. 2026-12-01T00:00:00+00:00")
+            filters[name] = at
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        with _factory(args)() as uow:
+            if uow.programs.get(args.program) is None:
+                print(f"no program {args.program!r}", file=sys.stderr)
+                return 2
+            for chunk in export_chunks(export_entries(uow, args.program, filters), args.format):
+                out.write(chunk)
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledger", description="Loyalty ledger administration")
     parser.add_argument("--database-url", help="default: $LEDGER_DATABASE_URL or sqlite:///var/ledger.db")
@@ -122,8 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
                                       "lapsed holds (idempotent; safe to run from cron in several processes)")
     run.add_argument("--as-of", help="run as of this instant (ISO 8601 with offset)")
     run.set_defaults(func=cmd_jobs_run)
-    verify = sub.add_parser("verify", help="check that the ledger balances and cached balances equal entries")
+    verify = sub.add_parser("verify", help="recompute the hash chains and seals, and check that the ledger "
+                                          "balances and cached balances equal entries")
     verify.set_defaults(func=cmd_verify)
+    export = sub.add_parser("export", help="stream a program's ledger entries as NDJSON or CSV (constant memory)")
+    export.add_argument("--program", required=True, help="program id")
+    export.add_argument("--format", choices=("ndjson", "csv"), default="ndjson")
+    export.add_argument("--from", dest="from_", help="recorded at or after (ISO 8601 with offset)")
+    export.add_argument("--to", help="recorded before (ISO 8601 with offset)")
+    export.add_argument("--output", help="file to write (default stdout)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -2,9 +2,6 @@
 and closed periods."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 from typing import Any, Iterator
 
 from flask import Response, current_app, stream_with_context
@@ -24,11 +21,6 @@ blp = Blueprint("ledger", __name__, url_prefix="/v1", description="The ledger fo
                 "exports, trial balance, verification, closed periods and reversals")
 
 FINANCE_READERS = ("admin", "finance")
-EXPORT_COLUMNS = ("seq", "transaction_id", "transaction_type", "customer_id", "reference_kind", "reference_id",
-                  "account", "asset", "amount", "balance_after", "occurred_at", "recorded_at", "actor", "request_id",
-                  "description", "chain_hash")
-
-
 def _filters(args: dict[str, Any]) -> dict[str, Any]:
     keys = ("account", "customer_id", "asset", "type", "reference_kind", "reference_id", "from", "to")
     return {k: args[k] for k in keys if args.get(k) is not None}
@@ -69,39 +61,12 @@ def export(args: dict) -> Response:
 
     def generate() -> Iterator[str]:
         with ledger.uow(write=False) as uow:
-            rows = books.export_entries(uow, pid, filters)
-            if fmt == "csv":
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-                writer.writerow(EXPORT_COLUMNS)
-                for n, row in enumerate(rows, 1):
-                    writer.writerow([_csv_value(row.get(c)) for c in EXPORT_COLUMNS])
-                    if n % 500 == 0:
-                        yield buffer.getvalue()
-                        buffer.seek(0)
-                        buffer.truncate()
-                yield buffer.getvalue()
-            else:
-                lines = []
-                for row in rows:
-                    lines.append(json.dumps(jsonable({c: row.get(c) for c in EXPORT_COLUMNS}), ensure_ascii=False,
-                                            separators=(",", ":")))
-                    if len(lines) == 500:
-                        yield "\n".join(lines) + "\n"
-                        lines = []
-                if lines:
-                    yield "\n".join(lines) + "\n"
+            yield from books.export_chunks(books.export_entries(uow, pid, filters), fmt)
 
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     response = Response(stream_with_context(generate()), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="ledger-{pid}.{"csv" if fmt == "csv" else "ndjson"}"'
     return response
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    return jsonable(value)
 
 
 @blp.route("/ledger/trial-balance", methods=["GET"])

@@ -7,6 +7,9 @@ the entries recorded in [from, to).
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
@@ -187,6 +190,37 @@ def export_entries(uow: UnitOfWork, program_id: str, filters: dict[str, Any]) ->
     if filters.get("customer_pk") == -1:
         return iter(())
     return uow.books.export(program_id, filters)
+
+
+EXPORT_COLUMNS = ("seq", "transaction_id", "transaction_type", "customer_id", "reference_kind", "reference_id",
+                  "account", "asset", "amount", "balance_after", "occurred_at", "recorded_at", "actor", "request_id",
+                  "description", "chain_hash")
+
+
+def export_chunks(rows: Iterator[dict[str, Any]], fmt: str, batch: int = 500) -> Iterator[str]:
+    """NDJSON (one entry per line) or CSV with a header row, `batch` entries per chunk: memory stays
+    flat however many rows stream through."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        for n, row in enumerate(rows, 1):
+            writer.writerow(["" if row.get(c) is None else jsonable(row.get(c)) for c in EXPORT_COLUMNS])
+            if n % batch == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+        return
+    lines: list[str] = []
+    for row in rows:
+        lines.append(json.dumps(jsonable({c: row.get(c) for c in EXPORT_COLUMNS}), ensure_ascii=False,
+                                separators=(",", ":")))
+        if len(lines) == batch:
+            yield "\n".join(lines) + "\n"
+            lines = []
+    if lines:
+        yield "\n".join(lines) + "\n"
 
 
 def _resolve_customer(uow: UnitOfWork, program_id: str, filters: dict[str, Any]) -> dict[str, Any]:

@@ -161,13 +161,13 @@ def reverse_transaction(uow: UnitOfWork, clock: Clock, program_id: str, transact
     if existing is not None:
         raise AlreadyReversed(f"transaction {transaction_id!r} was reversed by {existing}",
                               reversal_transaction_id=existing)
-    if original["type"] not in REVERSIBLE:
-        raise NotReversible(f"a {original['type']} transaction cannot be reversed: "
-                            f"{HOW_TO_UNDO.get(original['type'], 'book an adjustment')}")
     dependents = uow.corrections.dependents(transaction_id)
     if dependents:
         raise HasDependents(f"later transactions depend on {transaction_id}: {', '.join(dependents)}",
                             dependents=dependents)
+    if original["type"] not in REVERSIBLE:
+        raise NotReversible(f"a {original['type']} transaction cannot be reversed: "
+                            f"{HOW_TO_UNDO.get(original['type'], 'book an adjustment')}")
     postings = _mirror(uow.corrections.postings(transaction_id), original["type"])
     balances = uow.ledger.customer_balances(customer)
     for p in postings:

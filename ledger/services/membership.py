@@ -4,7 +4,8 @@ Erasure clears the profile's personal fields and keeps the ledger intact under t
 id (entries carry no personal data). Closing voids open holds, forfeits every point (Dr the
 customer's buckets, Cr `forfeited`), writes off a negative balance (Dr `written_off`), and either
 reports the cashback as still owed or, with `forfeit_cashback_on_close`, forfeits it too. A
-closed member earns and redeems nothing more; their history stays readable.
+closed member earns and redeems nothing more; their history stays readable, and a later refund of
+their orders books nothing (their balances were settled at closure).
 """
 from __future__ import annotations
 
@@ -47,11 +48,9 @@ def close_membership(uow: UnitOfWork, clock: Clock, program_id: str, customer_id
     forfeited = {str(a): 0 for a in ASSETS}
     written_off = {str(a): 0 for a in ASSETS}
     for asset in ASSETS:
-        if asset == Asset.CASHBACK and not forfeit_cashback:
-            continue
         for bucket in BUCKETS:
             balance = balances[customer.account(asset, bucket)]
-            if balance > 0:
+            if balance > 0 and (asset == Asset.POINTS or forfeit_cashback):
                 postings += [Posting(customer.account(asset, bucket), asset, -balance),
                              Posting(house_account(asset, "forfeited"), asset, balance)]
                 forfeited[asset] += balance
@@ -76,7 +75,7 @@ def close_membership(uow: UnitOfWork, clock: Clock, program_id: str, customer_id
         if left > 0 and (release["asset"] == Asset.POINTS or forfeit_cashback):
             uow.releases.reverse(release["id"], left)
     uow.customers.update(customer, {"status": "closed", "closed_at": now}, now)
-    owed = 0 if forfeit_cashback else sum(balances[customer.account(Asset.CASHBACK, b)] for b in BUCKETS)
+    owed = 0 if forfeit_cashback else sum(max(balances[customer.account(Asset.CASHBACK, b)], 0) for b in BUCKETS)
     return {"customer_id": customer_id, "status": "closed", "closed_at": now, "transaction_id": transaction_id,
             "points_forfeited": forfeited[Asset.POINTS], "cashback_forfeited": forfeited[Asset.CASHBACK],
             "cashback_owed": owed, "written_off": written_off}

@@ -197,10 +197,12 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     restore_lapsed = restore_expires_at is not None and restore_expires_at <= now
     if restore_lapsed and settings.restored_after_expiry == "reissue":
         restore_expires_at, restore_lapsed = reissued_expiry(settings, now), False
+    # A closed membership's balances were settled at closure: a later refund restores and claws back nothing.
+    closed = customer.status == "closed"
     for asset in ASSETS:
         before = sum(r[f"{asset}_restored"] for r in previous)
         after = paid[asset] * (refunded_before + amount) // purchase["amount"]
-        restored[asset] = after - before
+        restored[asset] = 0 if closed else after - before
         if restored[asset] > 0:
             postings.append(Posting(house_account(asset, "redeemed"), asset, -restored[asset]))
             if asset == Asset.POINTS and restore_lapsed:
@@ -219,8 +221,8 @@ def record_refund(uow: UnitOfWork, clock: Clock, program_id: str, cmd: RefundCom
     # multiplier behind a minimum spend).
     kept_before = {asset: purchase[f"{asset}_earned"] - sum(r[f"{asset}_reversed"] for r in previous)
                    for asset in ASSETS}
-    if purchase["transaction_id"] and uow.corrections.reversal_of(purchase["transaction_id"]):
-        kept_before = {asset: 0 for asset in ASSETS}  # finance reversed the accrual: nothing left to claw back
+    if closed or (purchase["transaction_id"] and uow.corrections.reversal_of(purchase["transaction_id"])):
+        kept_before = {asset: 0 for asset in ASSETS}  # closed, or finance reversed the accrual: nothing to claw back
     kept_now = kept_by_order(uow, program, purchase, previous_pairs + [(amount, cmd.lines)])
     unexpired = 0
     for asset in ASSETS:

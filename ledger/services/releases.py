@@ -59,13 +59,13 @@ def release_due_for_customer(uow: UnitOfWork, now: datetime, program: Program, c
 
 def run_release_job(uow_factory, clock: Clock, batch: int = 200) -> int:  # noqa: ANN001
     """Release everything due across all programs; returns the number of release transactions."""
-    return run_jobs(uow_factory, clock, batch, getattr(uow_factory, "is_retryable", None))["releases"]
+    return run_jobs(uow_factory, clock, batch, getattr(uow_factory, "is_retryable", None), books=False)["releases"]
 
 
 def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
-             is_retryable: Callable[[BaseException], bool] | None = None) -> dict[str, int]:
+             is_retryable: Callable[[BaseException], bool] | None = None, books: bool = True) -> dict[str, int]:
     """Release due pending value, expire lapsed holds, expire due points and evaluate tiers, one
-    customer per database transaction.
+    customer per database transaction; then (`books`) the daily roll-ups and the chain seals.
 
     Idempotent and safe to run in several processes at once: each customer is re-read under its
     lock, so a second run (or a concurrent one) finds nothing left to book."""
@@ -85,7 +85,8 @@ def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
             from .tiers import run_tier_evaluations
             done["expired_points"] = run_expiry(uow_factory, clock, batch, is_retryable)
             done["tier_evaluations"] = sum(run_tier_evaluations(uow_factory, clock, batch, is_retryable).values())
-            done.update(run_books_jobs(uow_factory, clock, is_retryable))
+            if books:
+                done.update(run_books_jobs(uow_factory, clock, is_retryable))
             return done
         for customer_pk in customers:
             seen.add(customer_pk)

@@ -86,7 +86,10 @@ def debit_available(postings: list[Posting], balances: dict[str, int], customer:
 def take_back(uow: UnitOfWork, now: datetime, program: Program, customer: Customer, ctx: BookingContext, *,
               type_: str, reference: Reference, source: str, points: int, cashback: int, description: str,
               pending_releases: list[dict] = (), prefer_transactions: tuple[str, ...] = ()) -> str | None:
-    """Reverse a reward: from the unreleased `pending_releases` first, then from `available`."""
+    """Reverse a reward: from the unreleased `pending_releases` first, then from `available`. A closed
+    membership's balances were settled at closure: nothing is taken back from it."""
+    if customer.status == "closed":
+        return None
     amounts = {Asset.POINTS: points, Asset.CASHBACK: cashback}
     balances = dict(uow.ledger.customer_balances(customer))
     postings: list[Posting] = []

@@ -308,10 +308,12 @@ def test_expiry_is_booked_once_by_the_jobs_and_described(client, program, enrol,
     _funded(enrol, buy, program)
     _hold(client, program, "R-1", "c-1", 40, ttl_seconds=60, order_id="O-7")
     clock.advance(seconds=61)
+    # the jobs also seal the program's chains (one new seal: something was booked since the last)
     assert run_jobs(_uow(client), clock) == {"releases": 0, "expired_holds": 1, "expired_points": 0,
-                                             "tier_evaluations": 0}
+                                             "tier_evaluations": 0, "rollups": 0, "seals": 1}
     after_first = len(_entries(client, program))
-    assert run_jobs(_uow(client), clock) == {"releases": 0, "expired_holds": 0, "expired_points": 0, "tier_evaluations": 0}
+    assert run_jobs(_uow(client), clock) == {"releases": 0, "expired_holds": 0, "expired_points": 0,
+                                             "tier_evaluations": 0, "rollups": 0, "seals": 0}
     assert len(_entries(client, program)) == after_first
 
     assert _balances(client, program, "c-1")["points"] == _pts(100, 0, 0)
@@ -347,8 +349,10 @@ def test_jobs_cli_sweeps_expired_holds_once(client, program, enrol, buy, clock, 
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    assert run() == {"job": "run", "releases": 0, "expired_holds": 1, "expired_points": 0, "tier_evaluations": 0}
-    assert run() == {"job": "run", "releases": 0, "expired_holds": 0, "expired_points": 0, "tier_evaluations": 0}
+    assert run() == {"job": "run", "releases": 0, "expired_holds": 1, "expired_points": 0, "tier_evaluations": 0,
+                     "rollups": 0, "seals": 1}
+    assert run() == {"job": "run", "releases": 0, "expired_holds": 0, "expired_points": 0, "tier_evaluations": 0,
+                     "rollups": 0, "seals": 0}
     assert _balances(client, program, "c-1")["points"] == _pts(100, 0, 0)
     assert _get(client, program, "R-1").get_json()["status"] == "expired"
     assert [i["type"] for i in _activity(client, program, "c-1")].count("redemption_expiry") == 1

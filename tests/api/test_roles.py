@@ -369,7 +369,8 @@ def test_another_programs_entries_are_not_listed(client, two_programs, enrol, bu
     a, b = two_programs
     a_entries = client.get("/v1/ledger/entries", headers=a.headers(role)).get_json()["items"]
     assert len(a_entries) == 4
-    assert client.get("/v1/ledger/entries", headers=b.headers(role)).get_json() == {"items": [], "next_cursor": None}
+    assert client.get("/v1/ledger/entries", headers=b.headers(role)).get_json() == {
+        "items": [], "next_cursor": None, "resume_cursor": None}
     enrol(b, "c-9")
     assert buy(b, "B-1", "c-9", 10_000).status_code == 201
     b_entries = client.get("/v1/ledger/entries", headers=b.headers(role)).get_json()["items"]

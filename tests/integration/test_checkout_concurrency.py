@@ -150,7 +150,8 @@ def test_concurrent_job_runs_book_each_release_and_expiry_once(app, client, prog
 
     assert sum(r["releases"] for r in results) == n_customers, results
     assert sum(r["expired_holds"] for r in results) == len(with_hold), results
-    assert run_jobs(uow, clock) == {"releases": 0, "expired_holds": 0, "expired_points": 0, "tier_evaluations": 0}
+    assert run_jobs(uow, clock) == {"releases": 0, "expired_holds": 0, "expired_points": 0, "tier_evaluations": 0,
+                                    "rollups": 0, "seals": 0}
 
     for i in range(n_customers):
         types = _activity_types(client, program, f"c-{i}")
