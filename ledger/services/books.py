@@ -70,7 +70,9 @@ def trial_balance(uow: UnitOfWork, program_id: str, as_of: datetime) -> TrialBal
         balances.setdefault((path, asset), 0)
     for line in CUSTOMER_LINES:
         balances.setdefault((line, line.split("/")[2]), 0)
-    counts = uow.books.account_counts(program_id, as_of)
+    counts = {r["account"]: r["accounts"] for r in rows if r["account"].startswith("customer/")}
+    for account, n in uow.books.account_counts(program_id, rollup_at, as_of).items():
+        counts[account] = counts.get(account, 0) + n
     lines = [{"account": account, "asset": asset, "balance": balance,
               "accounts": counts.get(account, 0) if account.startswith("customer/") else None}
              for (account, asset), balance in sorted(balances.items(), key=_line_order)]

@@ -68,8 +68,8 @@ def liability_report(uow: UnitOfWork, program_id: str, as_of: datetime, start: d
             "reversed": lines["reversed"],
             "closing": closing,
             "held": closing - negative_close.get(asset, 0),
-            "receivable": -negative_close.get(asset, 0),
-            "opening_receivable": -negative_open.get(asset, 0),
+            "receivable": negative_close.get(asset, 0),  # negative: what members owe back
+            "opening_receivable": negative_open.get(asset, 0),
             "ties": computed == closing,
         }
     assets["points"]["money"] = _points_money(uow, program_id, start, as_of, settings)

@@ -39,9 +39,13 @@ class VerifyReport:
 
     @property
     def first_broken_seq(self) -> int | None:
-        seqs = [b["seq"] for b in self.chain_breaks] + [b["seq"] for b in self.balance_after_breaks] \
-            + [u["seq"] for u in self.unbalanced_transactions]
-        return min(seqs) if seqs else None
+        """The first entry whose link does not recompute: that names the altered entry itself. Without
+        a chain break, the first broken running balance, else the first entry of an unbalanced
+        transaction."""
+        for findings in (self.chain_breaks, self.balance_after_breaks, self.unbalanced_transactions):
+            if findings:
+                return min(f["seq"] for f in findings)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "first_broken_seq": self.first_broken_seq, **asdict(self)}

@@ -177,15 +177,15 @@ class SqlBooks:
             totals[(r.account, r.asset)] = totals.get((r.account, r.asset), 0) + int(r.total)
         return [{"account": k[0], "asset": k[1], "total": v} for k, v in totals.items()]
 
-    def account_counts(self, program_id: str, before: datetime) -> dict[str, int]:
-        """Customer accounts per trial-balance line, counting customers enrolled before `before`."""
-        a = ACCOUNTS.c
+    def account_counts(self, program_id: str, start: datetime | None, before: datetime) -> dict[str, int]:
+        """Customer accounts per trial-balance line, of customers enrolled in [start, before)."""
+        a, c = ACCOUNTS.c, CUSTOMERS.c
         key = _customer_bucket_key()
-        rows = self.s.execute(select(key.label("account"), func.count())
-                              .join_from(ACCOUNTS, CUSTOMERS, CUSTOMERS.c.pk == a.customer_pk)
-                              .where(a.program_id == program_id, CUSTOMERS.c.created_at < before)
-                              .group_by(key)).all()
-        return {r[0]: r[1] for r in rows}
+        q = (select(key.label("account"), func.count()).join_from(ACCOUNTS, CUSTOMERS, c.pk == a.customer_pk)
+             .where(c.program_id == program_id, c.created_at < before).group_by(key))
+        if start is not None:
+            q = q.where(c.created_at >= start)
+        return {r[0]: r[1] for r in self.s.execute(q).all()}
 
     def house_accounts(self, program_id: str) -> list[tuple[str, str]]:
         a = ACCOUNTS.c

@@ -505,6 +505,13 @@ class SqlIdempotency:
                        .values(status_code=answer.status, body=answer.body))
 
 
+def _ints(row: Any) -> dict[str, Any]:
+    """PostgreSQL sums of BIGINT are NUMERIC (Decimal): back to int, so findings serialise as JSON numbers."""
+    from decimal import Decimal
+
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in dict(row).items()}
+
+
 class SqlAudit:
     """Whole-ledger checks: balanced transactions, a ledger summing to zero, cached balances = entries.
     Each takes an optional program id; without it, every program is checked."""
@@ -518,7 +525,7 @@ class SqlAudit:
              .group_by(e.transaction_id, e.asset).having(func.sum(e.amount) != 0).limit(limit))
         if program_id is not None:
             q = q.where(e.program_id == program_id)
-        return [dict(r) for r in self.s.execute(q).mappings()]
+        return [_ints(r) for r in self.s.execute(q).mappings()]
 
     def totals_by_program_asset(self, program_id: str | None = None) -> list[dict[str, Any]]:
         e = ENTRIES.c
@@ -549,7 +556,7 @@ class SqlAudit:
              .where(a.customer_pk.is_not(None), a.balance != func.coalesce(sums.c.total, 0)).limit(limit))
         if program_id is not None:
             q = q.where(a.program_id == program_id)
-        return [dict(r) for r in self.s.execute(q).mappings()]
+        return [_ints(r) for r in self.s.execute(q).mappings()]
 
     def balance_after_breaks(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         """Customer entries whose balance_after is not the running sum of the account's entries."""
@@ -561,7 +568,7 @@ class SqlAudit:
             inner = inner.where(e.program_id == program_id)
         inner = inner.subquery()
         q = select(inner).where(inner.c.balance_after != inner.c.running).order_by(inner.c.seq).limit(limit)
-        return [dict(r) for r in self.s.execute(q).mappings()]
+        return [_ints(r) for r in self.s.execute(q).mappings()]
 
     def lot_mismatches(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         """Customers whose open points lots do not add up to pending + reserved + max(available, 0)."""
@@ -582,7 +589,7 @@ class SqlAudit:
         q = (select(holdings.c.customer_pk, holdings.c.points, func.coalesce(lots.c.remaining, 0).label("lots"))
              .join_from(holdings, lots, lots.c.customer_pk == holdings.c.customer_pk, isouter=True)
              .where(holdings.c.points != func.coalesce(lots.c.remaining, 0)).limit(limit))
-        return [dict(r) for r in self.s.execute(q).mappings()]
+        return [_ints(r) for r in self.s.execute(q).mappings()]
 
     def transactions_without_entries(self, limit: int = 20, program_id: str | None = None) -> list[str]:
         t, e = TRANSACTIONS.c, ENTRIES.c

@@ -36,6 +36,7 @@ def upgrade() -> None:
     op.add_column('customers', sa.Column('chain_head', sa.String(length=64), nullable=True))
     op.add_column('customers', sa.Column('erased_at', INSTANT, nullable=True))
     op.add_column('customers', sa.Column('closed_at', INSTANT, nullable=True))
+    op.create_index('ix_customers_program_created', 'customers', ['program_id', 'created_at'])
     op.add_column('accounts', sa.Column('bucket', sa.String(length=20), nullable=True))
     for (account_id, path) in bind.execute(
             sa.text("SELECT id, path FROM accounts WHERE customer_pk IS NOT NULL")).fetchall():
@@ -134,6 +135,7 @@ def downgrade() -> None:
     for table in ('reversals', 'adjustments', 'ledger_periods', 'balance_rollups', 'chain_seals'):
         op.drop_table(table)
     op.drop_column('accounts', 'bucket')
+    op.drop_index('ix_customers_program_created', 'customers')
     for column in ('closed_at', 'erased_at', 'chain_head'):
         op.drop_column('customers', column)
     op.drop_index('ix_entries_account_recorded', 'entries')
