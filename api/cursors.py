@@ -4,13 +4,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ApiProblem
 
 
+def _canonical(value: Any) -> str:
+    """Instants in UTC, so the same instant written with another offset makes the same cursor."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    return str(value)
+
+
 def _filters_hash(filters: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(filters, sort_keys=True, default=_canonical).encode()).hexdigest()[:16]
 
 
 def encode_cursor(last_key: int, filters: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
+import marshmallow as ma
 from flask import Response, current_app
 
 from ledger.domain.customers import Balances, Customer
@@ -67,7 +68,7 @@ def get_customer(customer_id: str) -> Response:
 
 @blp.route("/<customer_id>/balances", methods=["GET"])
 @blp.arguments(CustomerPath, location="path", as_kwargs=True)
-@blp.arguments(AsOfArgs, location="query", as_kwargs=True)
+@blp.arguments(AsOfArgs, location="query", as_kwargs=True, unknown=ma.RAISE)
 @blp.response(200, AsOfBalancesOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @requires(*ALL_ROLES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
+import marshmallow as ma
 from flask import Response, current_app
 
 from ledger.services import books, corrections, reports
@@ -77,7 +78,7 @@ def get_adjustment(adjustment_id: str) -> Response:
 
 
 @blp.route("/reports/liability", methods=["GET"])
-@blp.arguments(LiabilityArgs, location="query")
+@blp.arguments(LiabilityArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, LiabilityOut)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @requires("admin", "finance")
@@ -93,7 +94,7 @@ def liability(args: dict) -> Response:
 
 
 @blp.route("/reports/activity", methods=["GET"])
-@blp.arguments(ActivityArgs, location="query")
+@blp.arguments(ActivityArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, ActivityOut)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @requires("admin", "finance")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import marshmallow as ma
 from flask import Response, current_app, stream_with_context
 
 from ledger.services import books, corrections
@@ -27,7 +28,7 @@ def _filters(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/ledger/entries", methods=["GET"])
-@blp.arguments(EntryListArgs, location="query")
+@blp.arguments(EntryListArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, EntriesPage)
 @blp.alt_response(400, response="BAD_REQUEST")
 @requires(*FINANCE_READERS)
@@ -48,7 +49,7 @@ def list_entries(args: dict) -> Response:
 
 
 @blp.route("/ledger/export", methods=["GET"])
-@blp.arguments(ExportArgs, location="query")
+@blp.arguments(ExportArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, description="NDJSON (one entry per line) or CSV with a header row, streamed",
               content_type="application/x-ndjson")
 @blp.alt_response(400, response="BAD_REQUEST")
@@ -70,7 +71,7 @@ def export(args: dict) -> Response:
 
 
 @blp.route("/ledger/trial-balance", methods=["GET"])
-@blp.arguments(AsOfArgs, location="query")
+@blp.arguments(AsOfArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, TrialBalanceOut)
 @requires(*FINANCE_READERS)
 def trial_balance(args: dict) -> Response:

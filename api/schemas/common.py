@@ -1,6 +1,7 @@
 """Fields and schemas shared by every resource."""
 from __future__ import annotations
 
+from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
@@ -35,9 +36,21 @@ def identifier(**kwargs: Any) -> fields.String:
     )
 
 
+class Instant(fields.AwareDateTime):
+    """An aware datetime that also exists in UTC (year 1 at +01:00 does not: refused, not a 500 later)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            result.astimezone(timezone.utc)
+        except OverflowError:
+            raise ma.ValidationError("out of range once converted to UTC") from None
+        return result
+
+
 def instant(**kwargs: Any) -> fields.AwareDateTime:
     """An ISO 8601 instant that carries an offset; a naive timestamp is refused."""
-    return fields.AwareDateTime(format="iso", **kwargs)
+    return Instant(format="iso", **kwargs)
 
 
 class FieldError(ma.Schema):
