@@ -95,7 +95,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .services.verify import verify_ledger
 
     with _factory(args)() as uow:
-        report = verify_ledger(uow)
+        report = verify_ledger(uow, all_seals=args.all_seals)
     print(json.dumps(report.to_dict(), indent=2, default=str))
     return 0 if report.ok else 1
 
@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_jobs_run)
     verify = sub.add_parser("verify", help="recompute the hash chains and seals, and check that the ledger "
                                           "balances and cached balances equal entries")
+    verify.add_argument("--all-seals", action="store_true",
+                        help="recompute every seal, not only each program's latest")
     verify.set_defaults(func=cmd_verify)
     export = sub.add_parser("export", help="stream a program's ledger entries as NDJSON or CSV (constant memory)")
     export.add_argument("--program", required=True, help="program id")

@@ -88,33 +88,30 @@ def _line_order(item: tuple[tuple[str, str], int]) -> tuple:
 
 
 def roll_up(uow: UnitOfWork, program_id: str, now: datetime, max_days: int = 400) -> int:
-    """Store the trial balance at each UTC midnight since the last roll-up (or the first entry) that
-    ended at least ROLLUP_MARGIN ago, each from the previous one plus that day's entries. Returns how
-    many were stored."""
-    instants = uow.books.rollup_instants(program_id)
-    if instants:
-        last: datetime | None = instants[-1]
-        day = last + timedelta(days=1)
-    else:
-        first = uow.books.first_entry_at(program_id)
-        if first is None:
-            return 0
-        last = None
-        day = datetime.combine(first.astimezone(timezone.utc).date() + timedelta(days=1), time(), timezone.utc)
+    """Store the trial balance at the end (UTC midnight) of each day that has entries since the last
+    roll-up, once that day ended at least ROLLUP_MARGIN ago, each from the previous roll-up plus the
+    day's entries. Days without entries need none: the entries after the latest roll-up before any
+    instant then all fall on that instant's own day. Returns how many were stored."""
     stored = 0
-    if day + ROLLUP_MARGIN > now:
-        return 0
-    if not uow.books.wait_for_older_writers():
-        raise Unavailable("older writers are still running; roll-ups wait for them")
-    while day + ROLLUP_MARGIN <= now and stored < max_days:
-        store_rollup(uow, program_id, day, last)
-        last = day
-        day += timedelta(days=1)
+    waited = False
+    while stored < max_days:
+        latest = uow.books.latest_rollup_at(program_id)
+        first = uow.books.first_entry_at(program_id, since=latest)
+        if first is None:
+            return stored
+        day = datetime.combine(first.astimezone(timezone.utc).date() + timedelta(days=1), time(), timezone.utc)
+        if day + ROLLUP_MARGIN > now:
+            return stored
+        if not waited:
+            if not uow.books.wait_for_older_writers():
+                raise Unavailable("older writers are still running; roll-ups wait for them")
+            waited = True
+        store_rollup(uow, program_id, day)
         stored += 1
     return stored
 
 
-def store_rollup(uow: UnitOfWork, program_id: str, at: datetime, previous: datetime | None = None) -> None:
+def store_rollup(uow: UnitOfWork, program_id: str, at: datetime) -> None:
     """The trial balance at `at` (the previous roll-up plus the entries since) stored as a roll-up."""
     tb = trial_balance(uow, program_id, at)
     uow.books.add_rollup(program_id, at, [

@@ -37,17 +37,35 @@ class SqlBooks:
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
     # -- commit-safe positions -------------------------------------------------------------------
+    # Writers still running in this database (cluster-wide xmin would also wait for other databases'
+    # transactions): the in-progress xids of the current snapshot whose low 32 bits belong to a
+    # session of this database. A writer that commits after the snapshot is read later anyway.
+    _HORIZON = text("""
+        WITH s AS (SELECT pg_current_snapshot() AS snap),
+             here AS (SELECT backend_xid::text::bigint AS x FROM pg_stat_activity
+                      WHERE datname = current_database() AND backend_xid IS NOT NULL
+                        AND pid <> pg_backend_pid())
+        SELECT coalesce(
+            (SELECT min(x8::text::bigint) FROM s, pg_snapshot_xip(s.snap) AS x8
+             WHERE x8::text::bigint % 4294967296 IN (SELECT x FROM here)),
+            (SELECT pg_snapshot_xmax(snap)::text::bigint FROM s))""")
+
     def safe_xid(self) -> int | None:
-        """PostgreSQL: the oldest writer still running when asked (its snapshot's xmin). Every entry
-        with a smaller xid has committed (or never will): a reader that pages only below it never
-        skips an entry that commits later. SQLite commits writers one at a time, in seq order: None."""
+        """PostgreSQL: the oldest writer of this database still running (or, when none is, the next
+        xid to be assigned). Every entry with a smaller xid has committed (or never will): a reader
+        that pages only below it never skips an entry that commits later. SQLite commits writers one
+        at a time, in seq order: None.
+
+        Reads pg_stat_activity, so the service's readers must see its writers' sessions (the same
+        database role, or pg_read_all_stats)."""
         if not self.postgres:
             return None
-        return self.s.execute(text("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")).scalar_one()
+        self.s.execute(text("SELECT pg_stat_clear_snapshot()"))  # statistics are cached per transaction
+        return self.s.execute(self._HORIZON).scalar_one()
 
     def wait_for_older_writers(self, timeout: float = 10.0) -> bool:
-        """PostgreSQL: wait until every transaction that began before this one has finished, so that
-        sums over past instants are final. True when they have."""
+        """PostgreSQL: wait until every writer of this database that began before this transaction
+        has finished, so that sums over past instants are final. True when they have."""
         if not self.postgres:
             return True
         own = self.s.execute(text("SELECT (pg_current_xact_id()::text)::bigint")).scalar_one()
@@ -154,9 +172,8 @@ class SqlBooks:
                               .where(ROLLUPS.c.program_id == program_id, ROLLUPS.c.as_of == at)).mappings()
         return at, [dict(r) for r in rows]
 
-    def rollup_instants(self, program_id: str) -> list[datetime]:
-        return list(self.s.execute(select(ROLLUPS.c.as_of).where(ROLLUPS.c.program_id == program_id)
-                                   .group_by(ROLLUPS.c.as_of).order_by(ROLLUPS.c.as_of)).scalars())
+    def latest_rollup_at(self, program_id: str) -> datetime | None:
+        return self.s.execute(select(func.max(ROLLUPS.c.as_of)).where(ROLLUPS.c.program_id == program_id)).scalar_one()
 
     def sums_between(self, program_id: str, start: datetime | None, end: datetime) -> list[dict[str, Any]]:
         """Per trial-balance line: the sum of the entries recorded in [start, end). Summed per
@@ -196,9 +213,12 @@ class SqlBooks:
         if rows:
             self.s.execute(insert(ROLLUPS), [{"program_id": program_id, "as_of": as_of, **r} for r in rows])
 
-    def first_entry_at(self, program_id: str) -> datetime | None:
-        return self.s.execute(select(func.min(ENTRIES.c.recorded_at))
-                              .where(ENTRIES.c.program_id == program_id)).scalar_one()
+    def first_entry_at(self, program_id: str, since: datetime | None = None) -> datetime | None:
+        """When the first entry recorded at or after `since` (or at all) was recorded."""
+        q = select(func.min(ENTRIES.c.recorded_at)).where(ENTRIES.c.program_id == program_id)
+        if since is not None:
+            q = q.where(ENTRIES.c.recorded_at >= since)
+        return self.s.execute(q).scalar_one()
 
     # -- reports -------------------------------------------------------------------------------
     def house_movements(self, program_id: str, start: datetime | None, end: datetime) -> list[dict[str, Any]]:

@@ -884,13 +884,12 @@ def test_trial_balance_equals_the_entries_and_is_unchanged_by_roll_ups(client, a
 
     clock.set(datetime(2026, 12, 2, 0, 10, tzinfo=UTC))
     done = run_jobs(app.extensions["ledger"].uow, clock)
-    # midnights after the first entry's day, up to 12-02: 11-27, 11-28, 11-29, 11-30, 12-01, 12-02
-    assert (done["rollups"], done["seals"], done["releases"], done["expired_holds"]) == (6, 1, 0, 0)
+    # the end of each day with entries, up to 12-02: 11-27, 11-28, 11-29, 11-30, 12-01 (12-01 has none)
+    assert (done["rollups"], done["seals"], done["releases"], done["expired_holds"]) == (5, 1, 0, 0)
     again = run_jobs(app.extensions["ledger"].uow, clock)
     assert (again["rollups"], again["seals"]) == (0, 0)
     assert entries(client, program) == rows  # roll-ups and seals book nothing
-    rollups = [datetime(2026, 11, day, tzinfo=UTC) for day in range(27, 31)] + \
-        [datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)]
+    rollups = [datetime(2026, 11, day, tzinfo=UTC) for day in range(27, 31)] + [datetime(2026, 12, 1, tzinfo=UTC)]
     for when in instants:
         tb = _trial(client, program, when)
         used = max((r for r in rollups if r <= when), default=None)
@@ -903,7 +902,7 @@ def test_trial_balance_equals_the_entries_and_is_unchanged_by_roll_ups(client, a
     rows = entries(client, program)
     for when in (clock.now(), clock.now() + US, None):
         tb = _trial(client, program, when)
-        assert at(tb["rollup_as_of"]) == datetime(2026, 12, 2, tzinfo=UTC)
+        assert at(tb["rollup_as_of"]) == datetime(2026, 12, 1, tzinfo=UTC)  # 12-01 had no entries to roll up
         _check_trial(tb, rows, when or clock.now() + US, 2)
     lines = {line["account"]: line["balance"] for line in _trial(client, program)["accounts"]}
     assert lines["house/points/issued/purchase"] == -175 and lines["customer/*/cashback/pending"] == 350
@@ -944,13 +943,14 @@ def test_a_day_is_rolled_up_five_minutes_after_it_ends(client, app, make_program
         lines = {line["account"]: line["balance"] for line in tb["accounts"]}
         assert lines["customer/*/cashback/pending"] == pending, when
         assert (at(tb["rollup_as_of"]) if tb["rollup_as_of"] else None) == used, when
-    # days without entries are rolled up too, each from the one before
+    # 11-27 (O-3, O-4) is rolled up at its end; the days after it have no entries and need no roll-up
     clock.set(midnight + timedelta(days=3, minutes=5))
-    assert run_jobs(uow, clock)["rollups"] == 3
+    assert run_jobs(uow, clock)["rollups"] == 1
+    assert run_jobs(uow, clock)["rollups"] == 0
     for offset in (1, 2, 3):
         when = midnight + timedelta(days=offset)
         tb = _trial(client, program, when)
-        assert at(tb["rollup_as_of"]) == when
+        assert at(tb["rollup_as_of"]) == midnight + timedelta(days=1)
         _check_trial(tb, rows, when, 1)
 
 

@@ -423,7 +423,7 @@ def test_activity_pages_newest_first_without_gaps(client, five_purchases, limit,
     assert items[0]["cashback"] == {"available": 0, "pending": 100, "reserved": 0}
     assert all(isinstance(i["description"], str) and i["description"] for i in items)
     whole = client.get("/v1/customers/c-1/activity", headers=program.headers("app")).get_json()
-    assert whole == {"items": items, "next_cursor": None}
+    assert {k: whole[k] for k in ("items", "next_cursor")} == {"items": items, "next_cursor": None}
 
 
 def test_activity_page_boundary_ends_with_a_null_cursor(client, program, enrol, buy):
@@ -443,7 +443,7 @@ def test_entries_page_in_seq_order_without_gaps(client, five_purchases, limit, s
     seqs = [i["seq"] for i in items]
     assert seqs == sorted(seqs) and len(set(seqs)) == 20
     whole = client.get("/v1/ledger/entries?limit=500", headers=program.headers("admin")).get_json()
-    assert whole == {"items": items, "next_cursor": None}
+    assert {k: whole[k] for k in ("items", "next_cursor")} == {"items": items, "next_cursor": None}
     assert sum(i["amount"] for i in items) == 0
     for item in items:
         assert {"seq", "transaction_id", "account", "asset", "amount", "recorded_at"} <= set(item)
