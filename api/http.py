@@ -211,6 +211,19 @@ def from_dataclasses(schema: type[ma.Schema]) -> ma.Schema:
     return DataclassSchema()
 
 
+def with_balances(schema: type[ma.Schema]) -> ma.Schema:
+    """An instance of `schema` that dumps a plain dict whose `balances` is a dataclass (or None)."""
+
+    class BalancesSchema(schema):  # type: ignore[misc, valid-type]
+        def dump(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+            balances = obj.get("balances")
+            if balances is not None and not isinstance(balances, dict):
+                obj = {**obj, "balances": asdict(balances)}
+            return super().dump(obj, *args, **kwargs)
+
+    return BalancesSchema()
+
+
 def json_response(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status=status, mimetype=JSON_MIMETYPE)
 

@@ -2,28 +2,20 @@
 the liability roll-forward and the activity report."""
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
-from typing import Any
-
 import marshmallow as ma
 from flask import Response, current_app
 
 from ledger.services import books, corrections, reports
 from ledger.services.books import jsonable
 
-from ..http import Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires
+from ..http import (
+    Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires, with_balances,
+)
 from ..schemas.finance import (
     ActivityArgs, ActivityOut, AdjustmentIn, AdjustmentOut, AdjustmentPath, LiabilityArgs, LiabilityOut,
 )
 
 blp = Blueprint("finance", __name__, url_prefix="/v1", description="Adjustments and reports in money (finance)")
-
-
-class _Adjustment(AdjustmentOut):
-    def dump(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
-        if is_dataclass(obj.get("balances")):
-            obj = {**obj, "balances": asdict(obj["balances"])}
-        return super().dump(obj, *args, **kwargs)
 
 
 @blp.route("/adjustments", methods=["POST"])
@@ -46,7 +38,7 @@ def create_adjustment(body: dict) -> Response:
     cmd = corrections.AdjustmentCommand(**body)
     ctx, pid = booking_context(), program_id()
     return idempotent_write(lambda uow: corrections.request_adjustment(uow, ledger.clock, pid, cmd, ctx),
-                            _Adjustment(), 201, natural_key=("adjustment", cmd.adjustment_id),
+                            with_balances(AdjustmentOut), 201, natural_key=("adjustment", cmd.adjustment_id),
                             status_of=lambda result: 202 if result["status"] == "pending_approval" else 201)
 
 
@@ -63,7 +55,7 @@ def approve_adjustment(adjustment_id: str) -> Response:
     ledger = current_app.extensions["ledger"]
     ctx, pid = booking_context(), program_id()
     return idempotent_write(lambda uow: corrections.approve_adjustment(uow, ledger.clock, pid, adjustment_id, ctx),
-                            _Adjustment(), 200, natural_key=("approval", adjustment_id))
+                            with_balances(AdjustmentOut), 200, natural_key=("approval", adjustment_id))
 
 
 @blp.route("/adjustments/<adjustment_id>", methods=["GET"])
@@ -74,7 +66,7 @@ def approve_adjustment(adjustment_id: str) -> Response:
 def get_adjustment(adjustment_id: str) -> Response:
     """An adjustment, booked or pending approval."""
     row = read(lambda uow: corrections.get_adjustment(uow, program_id(), adjustment_id))
-    return json_response(_Adjustment().dump(row))
+    return json_response(with_balances(AdjustmentOut).dump(row))
 
 
 @blp.route("/reports/liability", methods=["GET"])

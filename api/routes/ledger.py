@@ -12,7 +12,9 @@ from ledger.services.books import jsonable
 from ledger.services.verify import verify_ledger
 
 from ..cursors import decode_position, encode_position
-from ..http import Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires
+from ..http import (
+    Blueprint, booking_context, idempotent_write, json_response, program_id, read, requires, with_balances,
+)
 from ..schemas.finance import (
     AsOfArgs, EntriesPage, EntryListArgs, ExportArgs, PeriodList, PeriodOut, PeriodPath, ReversalOut, ReverseIn,
     TransactionOut, TransactionPath, TrialBalanceOut, VerifyOut,
@@ -159,17 +161,4 @@ def reverse(body: dict, transaction_id: str) -> Response:
     ctx, pid = booking_context(), program_id()
     return idempotent_write(lambda uow: corrections.reverse_transaction(uow, ledger.clock, pid, transaction_id,
                                                                         body["reason"], ctx),
-                            _DictSchema(ReversalOut), 201)
-
-
-def _DictSchema(schema: type) -> Any:  # noqa: N802
-    """`schema` dumping a plain dict whose Balances are a dataclass."""
-    from dataclasses import asdict, is_dataclass
-
-    class Wrapped(schema):  # type: ignore[misc, valid-type]
-        def dump(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
-            if is_dataclass(obj.get("balances")):
-                obj = {**obj, "balances": asdict(obj["balances"])}
-            return super().dump(obj, *args, **kwargs)
-
-    return Wrapped()
+                            with_balances(ReversalOut), 201)
