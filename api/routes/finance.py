@@ -77,9 +77,10 @@ def get_adjustment(adjustment_id: str) -> Response:
 def liability(args: dict) -> Response:
     """What the program owes its members, per asset, as a roll-forward from `from` to `as_of`
     (recorded time): opening + issued (per source) - clawed back (the collected part) - redeemed
-    (net of restores) - expired - forfeited + adjusted + reversed = closing, in units and in money
-    (cashback in minor units; points at each lot's value when issued). Closing = held + receivable
-    (negative balances); `ties` says the roll-forward equals the trial balance."""
+    (net of restores) - expired - forfeited + adjusted + reversed + debts written off at closure =
+    closing, in units and in money (cashback in minor units; points at each lot's value when
+    issued). Closing = held + receivable (negative balances); `ties` says the roll-forward equals
+    the trial balance."""
     as_of = args.get("as_of") or books.just_after_now(current_app.extensions["ledger"].clock)
     report = read(lambda uow: reports.liability_report(uow, program_id(), as_of, args.get("from_")))
     return json_response(LiabilityOut().dump(jsonable(report)))

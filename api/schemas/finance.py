@@ -229,7 +229,8 @@ class ActivityArgs(ma.Schema):
 
 class LiabilityOut(ma.Schema):
     """The roll-forward per asset (see docs/finance.md): opening + issued - clawed_back - redeemed -
-    expired - forfeited + adjusted + reversed = closing = held + receivable, in units and in money."""
+    expired - forfeited + adjusted + reversed + debts_written_off = closing = held + receivable, in units
+    and in money."""
 
     currency = fields.String(required=True)
     from_ = fields.String(data_key="from", attribute="from", required=True)

@@ -37,8 +37,9 @@ def _source_of(account: str) -> str | None:
 
 def liability_report(uow: UnitOfWork, program_id: str, as_of: datetime, start: datetime | None = None) -> dict[str, Any]:
     """Per asset: opening (at `start`) + issued - clawed back (collected) - redeemed (net of
-    restores) - expired - forfeited +/- adjusted +/- reversed = closing (at `as_of`), in units and
-    in money; closing = what customers hold = held (positive balances) + receivable (negative ones)."""
+    restores) - expired - forfeited +/- adjusted +/- reversed + debts written off at closure =
+    closing (at `as_of`), in units and in money; closing = what customers hold = held (positive
+    balances) + receivable (negative ones)."""
     from .books import trial_balance
 
     program = uow.programs.get(program_id)
@@ -65,7 +66,7 @@ def liability_report(uow: UnitOfWork, program_id: str, as_of: datetime, start: d
             "written_off": lines["written_off"],
             "redeemed": -lines["redeemed"], "expired": -lines["expired"], "forfeited": -lines["forfeited"],
             "adjusted": lines["adjusted"], "adjusted_by_reason": lines["adjusted_by_reason"],
-            "reversed": lines["reversed"],
+            "reversed": lines["reversed"], "debts_written_off": lines["debts_written_off"],
             "closing": closing,
             "held": closing - negative_close.get(asset, 0),
             "receivable": negative_close.get(asset, 0),  # negative: what members owe back
@@ -75,14 +76,15 @@ def liability_report(uow: UnitOfWork, program_id: str, as_of: datetime, start: d
     assets["points"]["money"] = _points_money(uow, program_id, start, as_of, settings)
     c = assets["cashback"]
     assets["cashback"]["money"] = {k: c[k] for k in ("opening", "issued", "clawed_back", "redeemed", "expired",
-                                                     "forfeited", "adjusted", "reversed", "closing", "held",
-                                                     "receivable")}
+                                                     "forfeited", "adjusted", "reversed", "debts_written_off",
+                                                     "closing", "held", "receivable")}
     return {"from": start, "as_of": as_of, "currency": settings.currency, "assets": assets,
             "trial_balance_totals": tb_close.totals}
 
 
 # Lines with their sign in the roll-forward (clawed_back, redeemed, expired, forfeited are stored negated).
-_SIGNED_LINES = ("issued", "clawed_back", "redeemed", "expired", "forfeited", "adjusted", "reversed")
+_SIGNED_LINES = ("issued", "clawed_back", "redeemed", "expired", "forfeited", "adjusted", "reversed",
+                 "debts_written_off")
 
 
 def _roll_forward_units(movements: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,6 +99,8 @@ def _roll_forward_units(movements: list[dict[str, Any]]) -> dict[str, Any]:
         source = _source_of(m["account"])
         if m["type"] == "reversal":
             out["reversed"] += effect
+        elif m["type"] == "customer_close" and name == "written_off":
+            out["debts_written_off"] += effect  # a closed member's negative balance, no longer receivable
         elif "/adjustment/" in f"/{name}/":
             out["adjusted"] += effect
             out["adjusted_by_reason"][name.rsplit("/", 1)[1]] += effect

@@ -644,3 +644,33 @@ def test_report_arguments_are_validated(client, program, clock):
     for role in ("admin", "finance"):
         assert client.get("/v1/reports/liability", headers=program.headers(role)).status_code == 200
         assert client.get("/v1/reports/activity", headers=program.headers(role)).status_code == 200
+
+
+def test_a_debt_written_off_at_closure_has_its_own_line_and_the_roll_forward_ties(client, make_program, enrol, buy,
+                                                                                 clock):
+    # 100 points earned, all 100 spent, then the order refunded: the clawback takes available to -100
+    # (allow_negative). Closing the member writes that debt off: liability back from -100 to 0.
+    program = make_program(clawback_policy="allow_negative")
+    shop, finance = program.headers("storefront"), program.headers("finance")
+    enrol(program, "c-1")
+    start = clock.now()
+    assert buy(program, "O-1", "c-1", 10_000).status_code == 201
+    hold = client.post("/v1/redemptions", json={"redemption_id": "R-1", "customer_id": "c-1", "asset": "points",
+                                                "amount": 100, "order_id": "O-2"}, headers=shop)
+    assert hold.status_code == 201, hold.get_data(as_text=True)
+    assert client.post("/v1/redemptions/R-1/capture", json={}, headers=shop).status_code == 200
+    refund = client.post("/v1/purchases/O-1/refunds", json={"refund_id": "F-1"}, headers=shop)
+    assert refund.status_code == 201 and refund.get_json()["points_reversed"] == 100
+    clock.advance(minutes=1)
+    before = client.get("/v1/reports/liability", query_string={"from": start.isoformat()}, headers=finance).get_json()
+    points = before["assets"]["points"]
+    assert (points["issued"], points["redeemed"], points["clawed_back"], points["closing"], points["receivable"]) == \
+        (100, 100, 100, -100, -100)
+    closure = client.post("/v1/customers/c-1/close", headers=program.headers("admin")).get_json()
+    assert closure["written_off"]["points"] == 100 and closure["points_forfeited"] == 0
+    clock.advance(minutes=1)
+    after = client.get("/v1/reports/liability", query_string={"from": start.isoformat()}, headers=finance).get_json()
+    points = after["assets"]["points"]
+    # 0 + 100 issued - 100 redeemed - 100 clawed back + 100 debt written off = 0
+    assert (points["debts_written_off"], points["forfeited"], points["closing"], points["receivable"]) == (100, 0, 0, 0)
+    assert points["ties"] is True

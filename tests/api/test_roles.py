@@ -154,23 +154,17 @@ def world(client, program, enrol, buy):
         path = (path.replace("<rule_id>", "double").replace("<campaign_id>", "weekend")
                 .replace("<event_rule_id>", "reviews").replace("<achievement_id>", "regular"))
         assert client.put(path, json=body, headers=admin).status_code == 200
-    world = {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1",
-             "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend", "event_rule_id": "reviews",
-             "achievement_id": "regular", "adjustment_id": "ADJ-1", "period": "2026-10"}
-
-    def finance_objects() -> None:
-        """An adjustment and a closed month, made only for the routes that name them."""
-        finance = program.headers("finance")
-        adjusted = client.post("/v1/adjustments", json={"adjustment_id": "ADJ-1", "customer_id": "c-1",
-                                                        "asset": "points", "amount": 7, "reason": "welcome gesture"},
-                               headers=finance)
-        assert adjusted.status_code == 201, adjusted.get_data(as_text=True)
-        closed = client.post("/v1/ledger/periods/2026-10/close", headers=finance)
-        assert closed.status_code == 201, closed.get_data(as_text=True)
-        world["transaction_id"] = adjusted.get_json()["transaction_id"]
-
-    world["finance_objects"] = finance_objects
-    return world
+    finance = program.headers("finance")
+    adjusted = client.post("/v1/adjustments", json={"adjustment_id": "ADJ-1", "customer_id": "c-1",
+                                                    "asset": "points", "amount": 7, "reason": "welcome gesture"},
+                           headers=finance)
+    assert adjusted.status_code == 201, adjusted.get_data(as_text=True)
+    closed = client.post("/v1/ledger/periods/2026-10/close", headers=finance)
+    assert closed.status_code == 201, closed.get_data(as_text=True)
+    return {"program": program, "key_id": spare.get_json()["id"], "customer_id": "c-1", "order_id": "P-1",
+            "redemption_id": "H-1", "rule_id": "double", "campaign_id": "weekend", "event_rule_id": "reviews",
+            "achievement_id": "regular", "transaction_id": adjusted.get_json()["transaction_id"],
+            "adjustment_id": "ADJ-1", "period": "2026-10"}
 
 
 @pytest.fixture
@@ -192,9 +186,6 @@ def concrete(rule: str, world: dict) -> str:
 
 
 def call(client: Any, method: str, rule: str, world: dict, headers: dict[str, str], body: Any = None) -> Any:
-    if any(name in rule for name in ("<transaction_id>", "<adjustment_id>", "<period>")) \
-            and "transaction_id" not in world:
-        world["finance_objects"]()
     path = concrete(rule, world)
     if body is None:
         body = SAMPLE_BODIES.get((method, rule))
