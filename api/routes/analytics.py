@@ -1,6 +1,7 @@
 """Retention analytics for finance and management."""
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Response, current_app
 
 from ledger.services import analytics
@@ -12,7 +13,7 @@ blp = Blueprint("analytics", __name__, url_prefix="/v1/analytics", description="
 
 
 @blp.route("/retention", methods=["GET"])
-@blp.arguments(RetentionArgs, location="query")
+@blp.arguments(RetentionArgs, location="query", unknown=ma.RAISE)
 @blp.response(200, RetentionOut)
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
 @requires("admin", "finance")

@@ -370,3 +370,11 @@ def test_admin_and_finance_read_the_same_report(client, program, enrol, buy, rol
     assert report["repurchase_rate"] == _rate(0, 1, 0)
     assert report["average_order_value"] == _money(1_000, 1, 1_000)
     assert report["customers"]["new"] == 1 and report["customer_retention_rate"] == _rate(0, 0, None)
+
+
+def test_a_misspelled_query_parameter_is_refused(client, program):
+    response = client.get("/v1/analytics/retention", query_string={"form": "2026-10-01T00:00:00Z"},
+                          headers=program.headers("finance"))
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "validation_error"
+    assert [e["field"] for e in response.get_json()["errors"]] == ["form"]
