@@ -49,6 +49,21 @@ def ledger_entries(client: Any, program: Any) -> list[dict]:
     return page["items"]
 
 
+def all_entries(client: Any, program: Any, role: str = "finance", **filters: Any) -> list[dict]:
+    """Every ledger entry matching `filters` (the /v1/ledger/entries query), read page by page."""
+    out: list[dict] = []
+    cursor = None
+    while True:
+        query = {**filters, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        response = client.get("/v1/ledger/entries", query_string=query, headers=program.headers(role))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        page = response.get_json()
+        out += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return out
+
+
 def transaction_legs(client: Any, program: Any, transaction_id: str) -> dict[str, int]:
     """A transaction's entries summed per account."""
     legs: dict[str, int] = {}

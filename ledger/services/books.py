@@ -178,17 +178,11 @@ def jsonable(value: Any) -> Any:
 
 def entries_page(uow: UnitOfWork, program_id: str, filters: dict[str, Any], after: tuple[int, int] | None,
                  limit: int) -> list[dict[str, Any]]:
-    filters = _resolve_customer(uow, program_id, filters)
-    if filters.get("customer_pk") == -1:
-        return []
-    return uow.books.entries_page(program_id, filters, after, limit)
+    return uow.books.entries_page(program_id, _resolve_customer(uow, program_id, filters), after, limit)
 
 
 def export_entries(uow: UnitOfWork, program_id: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    filters = _resolve_customer(uow, program_id, filters)
-    if filters.get("customer_pk") == -1:
-        return iter(())
-    return uow.books.export(program_id, filters)
+    return uow.books.export(program_id, _resolve_customer(uow, program_id, filters))
 
 
 EXPORT_COLUMNS = ("seq", "transaction_id", "transaction_type", "customer_id", "reference_kind", "reference_id",
@@ -223,6 +217,7 @@ def export_chunks(rows: Iterator[dict[str, Any]], fmt: str, batch: int = 500) ->
 
 
 def _resolve_customer(uow: UnitOfWork, program_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+    """`customer_id` as the customer's key; an unknown customer gets a key no transaction has (-1)."""
     if not filters.get("customer_id"):
         return filters
     customer = uow.customers.get(program_id, filters["customer_id"])
@@ -237,6 +232,5 @@ def get_transaction(uow: UnitOfWork, program_id: str, transaction_id: str) -> di
         raise TransactionNotFound(f"no transaction {transaction_id!r} in this program")
     details = tx.get("details") or {}
     tx["reason"] = details.get("reason")
-    late = uow.books.late_transactions(program_id, tx["recorded_at"], tx["recorded_at"] + timedelta(microseconds=1))
-    tx["late"] = any(t["id"] == transaction_id for t in late)
+    tx["late"] = bool(uow.books.late_transactions(program_id, None, None, transaction_id=transaction_id))
     return tx

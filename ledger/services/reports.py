@@ -73,7 +73,8 @@ def liability_report(uow: UnitOfWork, program_id: str, as_of: datetime, start: d
             "opening_receivable": negative_open.get(asset, 0),
             "ties": computed == closing,
         }
-    assets["points"]["money"] = _points_money(uow, program_id, start, as_of, settings)
+    assets["points"]["money"] = _points_money(uow, program_id, start, as_of, settings,
+                                              negative_close.get("points", 0))
     c = assets["cashback"]
     assets["cashback"]["money"] = {k: c[k] for k in ("opening", "issued", "clawed_back", "redeemed", "expired",
                                                      "forfeited", "adjusted", "reversed", "debts_written_off",
@@ -128,43 +129,48 @@ def _lot_value(remaining: int, amount: int, value: int) -> int:
     return remaining * value // amount if amount else 0
 
 
-def _points_money(uow: UnitOfWork, program_id: str, start: datetime, as_of: datetime, settings) -> dict[str, Any]:  # noqa: ANN001
-    """Money value of the points roll-forward, from the lots. A debt (negative available) has no
-    lot: it is valued at the current redemption rate. Points restored by a refund come back as a
-    new lot valued when restored; that, and debts repaid by later credits, make up `other`."""
-    opening = sum(_lot_value(r, a, v) for a, v, r in uow.books.lots_at(program_id, start))
-    closing = sum(_lot_value(r, a, v) for a, v, r in uow.books.lots_at(program_id, as_of))
-    lines: dict[str, int] = defaultdict(int)
+def _points_movements(uow: UnitOfWork, program_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Money value of the points moved in [start, end), per roll-forward line, from the lots (issued
+    lines at each new lot's value, the others at the fall in value of the lots they consumed), as
+    the lines are shown: issued, adjusted, reversed signed; the rest as positive amounts taken.
+    Points restored by a refund come back as a new lot valued when restored and net against
+    `redeemed`; lots consumed to repay a negative balance are `receivable_repaid`."""
+    effect: dict[str, int] = defaultdict(int)  # on the value members hold
     issued_by_source: dict[str, int] = defaultdict(int)
-    for lot in uow.books.lots_issued(program_id, start, as_of):
-        if lot["type"] in ("reversal",):
-            lines["reversed"] += lot["value_at_issue"]
+    for lot in uow.books.lots_issued(program_id, start, end):
+        if lot["type"] == "reversal":
+            effect["reversed"] += lot["value_at_issue"]
         elif lot["type"] == "adjustment":
-            lines["adjusted"] += lot["value_at_issue"]
+            effect["adjusted"] += lot["value_at_issue"]
         elif lot["source"] == "refund_restore":
-            lines["redeemed"] += lot["value_at_issue"]  # restores net against redemptions
+            effect["redeemed"] += lot["value_at_issue"]
         else:
-            lines["issued"] += lot["value_at_issue"]
+            effect["issued"] += lot["value_at_issue"]
             issued_by_source[lot["source"]] += lot["value_at_issue"]
-    for c in uow.books.consumptions(program_id, start, as_of):
+    for c in uow.books.consumptions(program_id, start, end):
         before = c["lot_amount"] - c["taken_before"]
         worth = _lot_value(before, c["lot_amount"], c["value_at_issue"]) - \
             _lot_value(before - c["amount"], c["lot_amount"], c["value_at_issue"])
-        lines[CONSUMPTION_LINES.get(c["type"], "receivable_repaid")] -= worth
+        effect[CONSUMPTION_LINES.get(c["type"], "receivable_repaid")] -= worth
+    return {"issued": effect["issued"], "issued_by_source": dict(issued_by_source),
+            "clawed_back": -effect["clawed_back"], "redeemed": -effect["redeemed"], "expired": -effect["expired"],
+            "forfeited": -effect["forfeited"], "adjusted": effect["adjusted"], "reversed": effect["reversed"],
+            "receivable_repaid": -effect["receivable_repaid"], "net": sum(effect.values())}
+
+
+def _points_money(uow: UnitOfWork, program_id: str, start: datetime, as_of: datetime, settings,  # noqa: ANN001
+                  negative_points: int) -> dict[str, Any]:
+    """The points roll-forward in money: the lots' value at `start` and `as_of`, and the movements
+    between. A debt (`negative_points`, no lot) is valued at the current redemption rate."""
+    opening = sum(_lot_value(r, a, v) for a, v, r in uow.books.lots_at(program_id, start))
+    closing = sum(_lot_value(r, a, v) for a, v, r in uow.books.lots_at(program_id, as_of))
+    moved = _points_movements(uow, program_id, start, as_of)
+    net = moved.pop("net")
     # Zero unless a lot changed outside a transaction: reported, not hidden.
-    unexplained = closing - opening - sum(lines.values())
-    return {"valued_at": "value_at_issue", "opening": opening, "issued": lines["issued"],
-            "issued_by_source": dict(issued_by_source), "clawed_back": -lines["clawed_back"],
-            "redeemed": -lines["redeemed"], "expired": -lines["expired"], "forfeited": -lines["forfeited"],
-            "adjusted": lines["adjusted"], "reversed": lines["reversed"],
-            "receivable_repaid": -lines["receivable_repaid"], "unexplained": unexplained,
-            "closing": closing,
-            "receivable": -settings.points_value(-_negative_points(uow, program_id, as_of)),
+    unexplained = closing - opening - net
+    return {"valued_at": "value_at_issue", "opening": opening, **moved, "unexplained": unexplained,
+            "closing": closing, "receivable": -settings.points_value(-negative_points),
             "rate": {"redeem_minor_units": settings.redeem_minor_units, "redeem_points": settings.redeem_points}}
-
-
-def _negative_points(uow: UnitOfWork, program_id: str, as_of: datetime) -> int:
-    return uow.books.negative_balances(program_id, as_of).get("points", 0)
 
 
 def _month_start(instant: datetime, tz: str) -> datetime:
@@ -197,7 +203,7 @@ def activity_report(uow: UnitOfWork, program_id: str, start: datetime | None, en
             row[asset] = {"issued": u["issued"], "redeemed": -u["redeemed"], "expired": -u["expired"],
                           "clawed_back": -u["clawed_back"], "adjusted": u["adjusted"], "forfeited": -u["forfeited"],
                           "reversed": u["reversed"]}
-        money = _points_money(uow, program_id, b_start, b_end, program.settings)
+        money = _points_movements(uow, program_id, b_start, b_end)
         row["points"]["money"] = {k: money[k] for k in _ACTIVITY_LINES}
         row["cashback"]["money"] = {k: row["cashback"][k] for k in _ACTIVITY_LINES}
         rows.append(row)

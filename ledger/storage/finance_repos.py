@@ -303,15 +303,21 @@ class SqlBooks:
                     LOTS.c.source.not_in(["refund_restore", "reversal"])))
         return [dict(r) for r in self.s.execute(q).mappings()]
 
-    def late_transactions(self, program_id: str, start: datetime | None, end: datetime) -> list[dict[str, Any]]:
-        """Transactions recorded in [start, end) whose occurred_at lies in a month closed before they were recorded."""
+    def late_transactions(self, program_id: str, start: datetime | None, end: datetime | None,
+                          transaction_id: str | None = None) -> list[dict[str, Any]]:
+        """Transactions recorded in [start, end) (or the one `transaction_id`) whose occurred_at lies in
+        a month closed before they were recorded."""
         t, p = TRANSACTIONS.c, PERIODS.c
         q = (select(t.id, t.type, t.occurred_at, t.recorded_at, p.period)
              .join_from(TRANSACTIONS, PERIODS, (p.program_id == t.program_id) & (t.occurred_at >= p.starts_at)
                         & (t.occurred_at < p.ends_at) & (p.closed_at <= t.recorded_at))
-             .where(t.program_id == program_id, t.recorded_at < end).order_by(t.seq))
+             .where(t.program_id == program_id).order_by(t.seq))
+        if end is not None:
+            q = q.where(t.recorded_at < end)
         if start is not None:
             q = q.where(t.recorded_at >= start)
+        if transaction_id is not None:
+            q = q.where(t.id == transaction_id)
         return [dict(r) for r in self.s.execute(q).mappings()]
 
     # -- closed periods ------------------------------------------------------------------------

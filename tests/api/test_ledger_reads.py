@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BACKEND, T0
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, all_entries
 
 UTC = timezone.utc
 US = timedelta(microseconds=1)
@@ -35,20 +35,6 @@ def iso(at: datetime) -> str:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def entries(client: Any, program: Any, role: str = "finance", **filters: Any) -> list[dict]:
-    """Every entry matching `filters`, read page by page (500 a page)."""
-    out, cursor = [], None
-    while True:
-        query = {**filters, "limit": 500, **({"cursor": cursor} if cursor else {})}
-        response = client.get("/v1/ledger/entries", query_string=query, headers=program.headers(role))
-        assert response.status_code == 200, response.get_data(as_text=True)
-        page = response.get_json()
-        out += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return out
 
 
 def sums(rows: list[dict]) -> Counter:
@@ -164,7 +150,7 @@ def book(client, program, enrol, buy, clock) -> Book:
 # --- GET /v1/ledger/entries ------------------------------------------------------------------------
 
 def test_every_entry_of_the_day_with_its_fields(client, program, book):
-    rows = entries(client, program)
+    rows = all_entries(client, program)
     assert len(rows) == 19
     assert seqs(rows) == sorted(seqs(rows)) and len(set(seqs(rows))) == 19
     for row in rows:
@@ -203,42 +189,42 @@ def test_every_entry_of_the_day_with_its_fields(client, program, book):
                     ("customer/c-2/points/available", 15, t["A-1"], "adjustment", "c-2", "adjustment", "A-1")},
     }
     # the admin reads the same; the other roles may not
-    assert entries(client, program, role="admin") == rows
+    assert all_entries(client, program, role="admin") == rows
     for role in ("storefront", "app"):
         assert_problem(client.get("/v1/ledger/entries", headers=program.headers(role)), 403, "forbidden")
 
 
 def test_filter_by_exact_account_with_balances_after(client, program, book):
-    rows = entries(client, program, account="customer/c-1/points/available")
+    rows = all_entries(client, program, account="customer/c-1/points/available")
     assert [(r["amount"], r["balance_after"]) for r in rows] == [(100, 100), (-25, 75), (-40, 35), (10, 45)]
     assert [r["transaction_id"] for r in rows] == [book.tx["O-1"], book.tx["RF-1"], book.tx["hold"],
                                                    book.tx["capture"]]
-    rows = entries(client, program, account="house/points/issued/purchase")
+    rows = all_entries(client, program, account="house/points/issued/purchase")
     assert [r["amount"] for r in rows] == [-100, -50, 25]
     assert all(r["balance_after"] is None for r in rows)
-    assert entries(client, program, account="house/points") == []  # exact: not a prefix without the *
-    assert entries(client, program, account="customer/c-3/points/available") == []
+    assert all_entries(client, program, account="house/points") == []  # exact: not a prefix without the *
+    assert all_entries(client, program, account="customer/c-3/points/available") == []
 
 
 def test_filter_by_account_prefix(client, program, book):
-    house_points = entries(client, program, account="house/points/*")
+    house_points = all_entries(client, program, account="house/points/*")
     assert sorted((r["account"], r["amount"]) for r in house_points) == sorted([
         ("house/points/issued/purchase", -100), ("house/points/issued/purchase", -50),
         ("house/points/issued/purchase", 25), ("house/points/redeemed", 30),
         ("house/points/issued/adjustment/goodwill", -15)])
-    c1 = entries(client, program, account="customer/c-1/*")
+    c1 = all_entries(client, program, account="customer/c-1/*")
     assert legs(c1) == [
         (book.tx["O-1"], [("customer/c-1/cashback/pending", 200), ("customer/c-1/points/available", 100)]),
         (book.tx["RF-1"], [("customer/c-1/cashback/pending", -50), ("customer/c-1/points/available", -25)]),
         (book.tx["hold"], [("customer/c-1/points/available", -40), ("customer/c-1/points/reserved", 40)]),
         (book.tx["capture"], [("customer/c-1/points/available", 10), ("customer/c-1/points/reserved", -40)])]
-    assert len(entries(client, program, account="customer/*")) == 8 + 3  # c-2: O-2's two legs and A-1's
-    assert entries(client, program, account="customer/c-*") == entries(client, program, account="customer/*")
-    assert entries(client, program, account="customer/*/points/available") == []  # a prefix, not a glob
-    assert sums(entries(client, program, account="customer/c-2/*")) == Counter({
+    assert len(all_entries(client, program, account="customer/*")) == 8 + 3  # c-2: O-2's two legs and A-1's
+    assert all_entries(client, program, account="customer/c-*") == all_entries(client, program, account="customer/*")
+    assert all_entries(client, program, account="customer/*/points/available") == []  # a prefix, not a glob
+    assert sums(all_entries(client, program, account="customer/c-2/*")) == Counter({
         "customer/c-2/points/available": 65, "customer/c-2/cashback/pending": 100})
-    assert len(entries(client, program, account="*")) == 19
-    assert entries(client, program, account="house/points/issued/*") == [
+    assert len(all_entries(client, program, account="*")) == 19
+    assert all_entries(client, program, account="house/points/issued/*") == [
         r for r in house_points if r["account"].startswith("house/points/issued/")]
 
 
@@ -247,78 +233,78 @@ def test_account_prefix_treats_like_wildcards_literally(client, program, enrol, 
     for customer, order in (("x_1", "O-x"), ("xy1", "O-y"), ("x_10", "O-z")):
         enrol(program, customer)
         assert buy(program, order, customer, 1_000).status_code == 201
-    rows = entries(client, program, account="customer/x_1/*")
+    rows = all_entries(client, program, account="customer/x_1/*")
     assert {r["account"] for r in rows} == {"customer/x_1/points/available", "customer/x_1/cashback/pending"}
-    assert {r["account"].split("/")[1] for r in entries(client, program, account="customer/x_1*")} == {"x_1", "x_10"}
+    assert {r["account"].split("/")[1] for r in all_entries(client, program, account="customer/x_1*")} == {"x_1", "x_10"}
 
 
 def test_filter_by_customer_includes_the_house_legs(client, program, book):
-    c1 = entries(client, program, customer_id="c-1")
+    c1 = all_entries(client, program, customer_id="c-1")
     assert len(c1) == 13  # O-1 4, RF-1 4, hold 2, capture 3
     assert {r["transaction_id"] for r in c1} == {book.tx[k] for k in ("O-1", "RF-1", "hold", "capture")}
     assert {r["customer_id"] for r in c1} == {"c-1"}
     assert sums(r for r in c1 if r["account"].startswith("house/")) == Counter({
         "house/points/issued/purchase": -75, "house/cashback/funding/purchase": -150, "house/points/redeemed": 30})
-    c2 = entries(client, program, customer_id="c-2")
+    c2 = all_entries(client, program, customer_id="c-2")
     assert {r["transaction_id"] for r in c2} == {book.tx["O-2"], book.tx["A-1"]} and len(c2) == 6
     assert all(v == 0 for v in per_transaction_and_asset(c1 + c2).values())
     assert seqs(c1 + c2) != sorted(seqs(c1 + c2))  # they interleave; together they are everything
-    assert sorted(seqs(c1 + c2)) == seqs(entries(client, program))
-    assert entries(client, program, customer_id="nobody") == []
+    assert sorted(seqs(c1 + c2)) == seqs(all_entries(client, program))
+    assert all_entries(client, program, customer_id="nobody") == []
 
 
 def test_filter_by_asset_type_and_reference(client, program, book):
-    cashback = entries(client, program, asset="cashback")
+    cashback = all_entries(client, program, asset="cashback")
     assert len(cashback) == 6 and {r["asset"] for r in cashback} == {"cashback"}
     assert sums(cashback) == Counter({"house/cashback/funding/purchase": -250, "customer/c-1/cashback/pending": 150,
                                       "customer/c-2/cashback/pending": 100})
-    assert len(entries(client, program, asset="points")) == 13
-    refunds = entries(client, program, type="refund")
+    assert len(all_entries(client, program, asset="points")) == 13
+    refunds = all_entries(client, program, type="refund")
     assert {r["transaction_id"] for r in refunds} == {book.tx["RF-1"]} and len(refunds) == 4
-    assert len(entries(client, program, type="redemption_capture")) == 3
-    assert entries(client, program, type="points_expiry") == []
-    o1 = entries(client, program, reference_kind="order", reference_id="O-1")
+    assert len(all_entries(client, program, type="redemption_capture")) == 3
+    assert all_entries(client, program, type="points_expiry") == []
+    o1 = all_entries(client, program, reference_kind="order", reference_id="O-1")
     assert {r["transaction_id"] for r in o1} == {book.tx["O-1"]} and len(o1) == 4
-    r1 = entries(client, program, reference_kind="redemption", reference_id="R-1")
+    r1 = all_entries(client, program, reference_kind="redemption", reference_id="R-1")
     assert [tx for tx, _ in legs(r1)] == [book.tx["hold"], book.tx["capture"]] and len(r1) == 5
-    assert entries(client, program, reference_kind="refund", reference_id="O-1") == []  # kind and id together
-    assert len(entries(client, program, reference_kind="order")) == 8
-    assert len(entries(client, program, reference_id="A-1")) == 2
+    assert all_entries(client, program, reference_kind="refund", reference_id="O-1") == []  # kind and id together
+    assert len(all_entries(client, program, reference_kind="order")) == 8
+    assert len(all_entries(client, program, reference_id="A-1")) == 2
 
 
 def test_filter_by_recorded_time_window(client, program, book):
     t = book.times
-    assert entries(client, program, **{"from": iso(t["O-2"]), "to": iso(t["RF-1"])}) == \
-        entries(client, program, customer_id="c-2", type="purchase_accrual")  # [from, to): RF-1 left out
-    window = entries(client, program, **{"from": iso(t["O-2"]), "to": iso(t["RF-1"] + US)})
+    assert all_entries(client, program, **{"from": iso(t["O-2"]), "to": iso(t["RF-1"])}) == \
+        all_entries(client, program, customer_id="c-2", type="purchase_accrual")  # [from, to): RF-1 left out
+    window = all_entries(client, program, **{"from": iso(t["O-2"]), "to": iso(t["RF-1"] + US)})
     assert {r["transaction_id"] for r in window} == {book.tx["O-2"], book.tx["RF-1"]} and len(window) == 8
-    assert entries(client, program, **{"from": iso(t["O-2"] + US), "to": iso(t["RF-1"])}) == []
-    after = entries(client, program, **{"from": iso(t["hold"])})
+    assert all_entries(client, program, **{"from": iso(t["O-2"] + US), "to": iso(t["RF-1"])}) == []
+    after = all_entries(client, program, **{"from": iso(t["hold"])})
     assert {r["transaction_id"] for r in after} == {book.tx["hold"], book.tx["capture"], book.tx["A-1"]}
-    until = entries(client, program, to=iso(t["O-2"]))
+    until = all_entries(client, program, to=iso(t["O-2"]))
     assert {r["transaction_id"] for r in until} == {book.tx["O-1"]}
     # the same instant written with another offset
-    assert entries(client, program, to="2026-11-26T16:00:00+02:00") == until
-    assert entries(client, program, to=iso(t["O-1"])) == []
+    assert all_entries(client, program, to="2026-11-26T16:00:00+02:00") == until
+    assert all_entries(client, program, to=iso(t["O-1"])) == []
 
 
 def test_combined_filters(client, program, book):
-    rows = entries(client, program, customer_id="c-1", asset="points", **{"from": iso(book.times["RF-1"])})
+    rows = all_entries(client, program, customer_id="c-1", asset="points", **{"from": iso(book.times["RF-1"])})
     assert legs(rows) == [
         (book.tx["RF-1"], [("customer/c-1/points/available", -25), ("house/points/issued/purchase", 25)]),
         (book.tx["hold"], [("customer/c-1/points/available", -40), ("customer/c-1/points/reserved", 40)]),
         (book.tx["capture"], [("customer/c-1/points/available", 10), ("customer/c-1/points/reserved", -40),
                               ("house/points/redeemed", 30)])]
-    rows = entries(client, program, account="house/*", type="purchase_accrual", asset="cashback",
+    rows = all_entries(client, program, account="house/*", type="purchase_accrual", asset="cashback",
                    to=iso(book.times["O-2"] + US))
     assert [(r["account"], r["amount"], r["customer_id"]) for r in rows] == [
         ("house/cashback/funding/purchase", -200, "c-1"), ("house/cashback/funding/purchase", -100, "c-2")]
-    assert entries(client, program, customer_id="c-2", type="refund") == []
-    assert entries(client, program, customer_id="c-1", reference_kind="order", reference_id="O-2") == []
+    assert all_entries(client, program, customer_id="c-2", type="refund") == []
+    assert all_entries(client, program, customer_id="c-1", reference_kind="order", reference_id="O-2") == []
 
 
 def test_pages_return_every_entry_once_in_order(client, program, book):
-    everything = entries(client, program)
+    everything = all_entries(client, program)
     for limit in (1, 4, 5, 18, 19, 20):
         pages, cursor = [], None
         while True:
@@ -337,7 +323,7 @@ def test_pages_return_every_entry_once_in_order(client, program, book):
 
 
 def test_pages_of_a_filtered_list(client, program, book):
-    everything = entries(client, program, customer_id="c-1")
+    everything = all_entries(client, program, customer_id="c-1")
     first = client.get("/v1/ledger/entries?customer_id=c-1&limit=5", headers=program.headers("finance")).get_json()
     second = client.get("/v1/ledger/entries", query_string={"customer_id": "c-1", "limit": 5,
                                                             "cursor": first["next_cursor"]},
@@ -375,7 +361,7 @@ def test_resume_cursor_returns_only_what_was_committed_since(client, program, bo
     later = client.get("/v1/ledger/entries", query_string={"cursor": everything["resume_cursor"]},
                        headers=finance).get_json()
     assert [r["reference_id"] for r in later["items"]] == ["O-5"] * 4
-    assert later["items"] == entries(client, program)[27:]
+    assert later["items"] == all_entries(client, program)[27:]
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="PostgreSQL writers commit concurrently; SQLite's one at a time")
@@ -421,7 +407,7 @@ def test_resume_cursor_never_skips_a_writer_that_commits_late(client, program, e
     finally:
         engine.dispose()
     read = during["items"] + after["items"]
-    everything = entries(client, program)
+    everything = all_entries(client, program)
     assert len(everything) == 12
     assert sorted(seqs(read)) == sorted(seqs(everything[4:])) and len(set(seqs(read))) == 8
     assert sorted(r["reference_id"] for r in read) == ["O-2"] * 4 + ["O-3"] * 4
@@ -455,9 +441,9 @@ def test_entries_of_another_program_are_not_shown(client, program, make_program,
     other = make_program()
     enrol(other, "c-1")
     assert buy(other, "O-1", "c-1", 90_000).status_code == 201
-    assert len(entries(client, program)) == 19
-    assert len(entries(client, other)) == 2  # no cashback in the other program
-    assert entries(client, other, customer_id="c-2") == []
+    assert len(all_entries(client, program)) == 19
+    assert len(all_entries(client, other)) == 2  # no cashback in the other program
+    assert all_entries(client, other, customer_id="c-2") == []
 
 
 # --- GET /v1/transactions/{id} ---------------------------------------------------------------------
@@ -490,7 +476,7 @@ def test_a_purchase_accrual_in_full(client, program, enrol, buy, clock):
         for e in tx["entries"]:
             per_asset[e["asset"]] += e["amount"]
         assert per_asset == Counter({"points": 0, "cashback": 0})
-        assert [e["seq"] for e in tx["entries"]] == seqs(entries(client, program))
+        assert [e["seq"] for e in tx["entries"]] == seqs(all_entries(client, program))
     for role in ("storefront", "app"):
         assert_problem(client.get(f"/v1/transactions/{tx_id}", headers=program.headers(role)), 403, "forbidden")
 
@@ -562,7 +548,7 @@ def _csv(client: Any, program: Any, **query: Any) -> tuple[list[str], list[dict]
 
 def test_export_ndjson_rows_match_the_entries_and_their_transactions(client, program, book):
     rows = _ndjson(client, program)
-    listed = entries(client, program)
+    listed = all_entries(client, program)
     assert len(rows) == len(listed) == 19
     txs = {}
     for row, entry in zip(rows, listed):
@@ -587,7 +573,7 @@ def test_export_filters_match_the_entries_api(client, program, book):
                   {"from": iso(t["O-2"]), "to": iso(t["capture"])}, {"to": iso(t["capture"] + US)},
                   {"account": "customer/c-1/*", "from": iso(t["RF-1"])}, {"type": "redemption_capture"},
                   {"reference_kind": "order", "reference_id": "O-2"}):
-        listed = entries(client, program, **query)
+        listed = all_entries(client, program, **query)
         exported = _ndjson(client, program, **query)
         assert [{k: r[k] for k in ENTRY_FIELDS} for r in exported] == listed, query
         header, csv_rows = _csv(client, program, **query)
@@ -611,7 +597,7 @@ def test_export_filters_match_the_entries_api(client, program, book):
 def test_export_csv_rows_parse(client, program, book):
     header, rows = _csv(client, program)
     assert header == EXPORT_COLUMNS and len(rows) == 19
-    listed = {e["seq"]: e for e in entries(client, program)}
+    listed = {e["seq"]: e for e in all_entries(client, program)}
     adjustment = next(r for r in rows if r["transaction_type"] == "adjustment")
     assert "parcel was late" in adjustment["description"]
     for row in rows:
@@ -697,8 +683,8 @@ def test_balances_as_of_are_the_entries_recorded_before(client, app, program, en
         (jobs_at + US, points(120, 0, 0), points(240, 0, 0)),
         (jobs_at + timedelta(days=400), points(120, 0, 0), points(240, 0, 0)),
     ]
-    rows = entries(client, program)
-    releases = entries(client, program, type="release")
+    rows = all_entries(client, program)
+    releases = all_entries(client, program, type="release")
     assert sorted((r["reference_id"], r["account"], r["amount"]) for r in releases) == [
         ("O-1", "customer/c-1/cashback/available", 200), ("O-1", "customer/c-1/cashback/pending", -200),
         ("O-2", "customer/c-1/cashback/available", 40), ("O-2", "customer/c-1/cashback/pending", -40)]
@@ -872,7 +858,7 @@ def test_trial_balance_by_hand(client, program, days):
 def test_trial_balance_equals_the_entries_and_is_unchanged_by_roll_ups(client, app, program, days, clock, buy):
     from ledger.services.releases import run_jobs
 
-    rows = entries(client, program)
+    rows = all_entries(client, program)
     assert len(rows) == 4 + 4 + 4 + 2 + 3 + 2 + 4
     instants = _instants(days)
     before_jobs = {}
@@ -888,7 +874,7 @@ def test_trial_balance_equals_the_entries_and_is_unchanged_by_roll_ups(client, a
     assert (done["rollups"], done["seals"], done["releases"], done["expired_holds"]) == (5, 1, 0, 0)
     again = run_jobs(app.extensions["ledger"].uow, clock)
     assert (again["rollups"], again["seals"]) == (0, 0)
-    assert entries(client, program) == rows  # roll-ups and seals book nothing
+    assert all_entries(client, program) == rows  # roll-ups and seals book nothing
     rollups = [datetime(2026, 11, day, tzinfo=UTC) for day in range(27, 31)] + [datetime(2026, 12, 1, tzinfo=UTC)]
     for when in instants:
         tb = _trial(client, program, when)
@@ -899,7 +885,7 @@ def test_trial_balance_equals_the_entries_and_is_unchanged_by_roll_ups(client, a
     # after the last roll-up: the roll-up plus the entries since
     clock.set(datetime(2026, 12, 2, 0, 20, tzinfo=UTC))
     assert buy(program, "O-4", "c-1", 4_000).status_code == 201
-    rows = entries(client, program)
+    rows = all_entries(client, program)
     for when in (clock.now(), clock.now() + US, None):
         tb = _trial(client, program, when)
         assert at(tb["rollup_as_of"]) == datetime(2026, 12, 1, tzinfo=UTC)  # 12-01 had no entries to roll up
@@ -934,7 +920,7 @@ def test_a_day_is_rolled_up_five_minutes_after_it_ends(client, app, make_program
     done = run_jobs(uow, clock)
     assert done["rollups"] == 1
     assert run_jobs(uow, clock)["rollups"] == 0
-    rows = entries(client, program)
+    rows = all_entries(client, program)
     for when, pending, used in ((midnight - US, 200, None), (midnight, 220, midnight), (midnight + US, 260, midnight),
                                 (midnight + timedelta(minutes=2), 260, midnight),
                                 (midnight + timedelta(minutes=3), 320, midnight)):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ledger.services.releases import run_jobs
-from tests.helpers import transaction_legs as _legs
+from tests.helpers import transaction_legs as _legs, ledger_entries
 
 PROBLEM = "application/problem+json"
 
@@ -54,14 +54,6 @@ def _balances(client: Any, program: Any, customer_id: str) -> dict:
     response = client.get(f"/v1/customers/{customer_id}/balances", headers=program.headers("app"))
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
-
-
-def _entries(client: Any, program: Any) -> list[dict]:
-    response = client.get("/v1/ledger/entries?limit=500", headers=program.headers("finance"))
-    assert response.status_code == 200, response.get_data(as_text=True)
-    page = response.get_json()
-    assert page["next_cursor"] is None
-    return page["items"]
 
 
 
@@ -197,7 +189,7 @@ def test_capture_all(client, program, enrol, buy, verify):
     assert data["captured_amount"] == 40
     assert data["balances"]["points"] == _pts(60, 0, 0)
     assert _balances(client, program, "c-1")["points"] == _pts(60, 0, 0)
-    redeemed = [e for e in _entries(client, program) if e["account"] == "house/points/redeemed"]
+    redeemed = [e for e in ledger_entries(client, program) if e["account"] == "house/points/redeemed"]
     assert [e["amount"] for e in redeemed] == [40]
     assert _get(client, program, "R-1").get_json()["status"] == "captured"
     assert verify().entries == 4 + 2 + 2
@@ -213,7 +205,7 @@ def test_partial_capture_releases_the_rest(client, program, enrol, buy, verify):
     assert data["balances"]["points"] == _pts(75, 0, 0)
     assert _balances(client, program, "c-1")["points"] == _pts(75, 0, 0)
 
-    entries = _entries(client, program)
+    entries = ledger_entries(client, program)
     assert [e["amount"] for e in entries if e["account"] == "house/points/redeemed"] == [25]
     capture_tx = next(e["transaction_id"] for e in entries if e["account"] == "house/points/redeemed")
     assert _legs(client, program, capture_tx) == {"customer/c-1/points/reserved": -40,
@@ -228,7 +220,7 @@ def test_capture_of_zero_releases_everything(client, program, enrol, buy, verify
     response = _capture(client, program, "R-1", 0)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["balances"]["points"] == _pts(100, 0, 0)
-    assert not [e for e in _entries(client, program) if e["account"] == "house/points/redeemed"]
+    assert not [e for e in ledger_entries(client, program) if e["account"] == "house/points/redeemed"]
     verify()
 
 
@@ -311,10 +303,10 @@ def test_expiry_is_booked_once_by_the_jobs_and_described(client, program, enrol,
     # the jobs also seal the program's chains (one new seal: something was booked since the last)
     assert run_jobs(_uow(client), clock) == {"releases": 0, "expired_holds": 1, "expired_points": 0,
                                              "tier_evaluations": 0, "rollups": 0, "seals": 1}
-    after_first = len(_entries(client, program))
+    after_first = len(ledger_entries(client, program))
     assert run_jobs(_uow(client), clock) == {"releases": 0, "expired_holds": 0, "expired_points": 0,
                                              "tier_evaluations": 0, "rollups": 0, "seals": 0}
-    assert len(_entries(client, program)) == after_first
+    assert len(ledger_entries(client, program)) == after_first
 
     assert _balances(client, program, "c-1")["points"] == _pts(100, 0, 0)
     shown = _get(client, program, "R-1").get_json()
@@ -395,11 +387,11 @@ def test_capture_void_extend_after_expiry_are_refused(client, program, enrol, bu
     _problem(_capture(client, program, "R-1", 10), 409, "hold_expired")
     _problem(_void(client, program, "R-1"), 409, "hold_expired")
     assert _balances(client, program, "c-1")["points"] == _pts(100, 0, 0)
-    expiry_txs = {e["transaction_id"] for e in _entries(client, program)
+    expiry_txs = {e["transaction_id"] for e in ledger_entries(client, program)
                   if e["account"] == "customer/c-1/points/reserved" and e["amount"] < 0}
     assert len(expiry_txs) == 1
     assert [i["type"] for i in _activity(client, program, "c-1")].count("redemption_expiry") == 1
-    assert not [e for e in _entries(client, program) if e["account"] == "house/points/redeemed"]
+    assert not [e for e in ledger_entries(client, program) if e["account"] == "house/points/redeemed"]
     verify()
 
 
@@ -496,14 +488,14 @@ def test_void_after_capture_is_not_held(client, program, enrol, buy, verify):
     _funded(enrol, buy, program)
     _hold(client, program, "R-1", "c-1", 40)
     assert _capture(client, program, "R-1").status_code == 200
-    count = len(_entries(client, program))
+    count = len(ledger_entries(client, program))
     _problem(_void(client, program, "R-1"), 409, "redemption_not_held")
     _problem(_extend(client, program, "R-1", 600), 409, "redemption_not_held")
     # Under an Idempotency-Key the refusal is stored and replayed: still a proper problem.
     keyed = client.post("/v1/redemptions/R-1/extend", json={"ttl_seconds": 300},
                         headers=program.headers("storefront", **{"Idempotency-Key": "ext-1"}))
     _problem(keyed, 409, "redemption_not_held")
-    assert len(_entries(client, program)) == count
+    assert len(ledger_entries(client, program)) == count
     assert _balances(client, program, "c-1")["points"] == _pts(60, 0, 0)
     verify()
 
@@ -516,7 +508,7 @@ def test_capture_after_void_is_not_held(client, program, enrol, buy, verify):
     _problem(_capture(client, program, "R-1", 10), 409, "redemption_not_held")
     _problem(_extend(client, program, "R-1", 600), 409, "redemption_not_held")
     assert _balances(client, program, "c-1")["points"] == _pts(100, 0, 0)
-    assert not [e for e in _entries(client, program) if e["account"] == "house/points/redeemed"]
+    assert not [e for e in ledger_entries(client, program) if e["account"] == "house/points/redeemed"]
     verify()
 
 
@@ -526,7 +518,7 @@ def test_capture_of_another_amount_after_capture_is_not_held(client, program, en
     assert _capture(client, program, "R-1", 30).status_code == 200
     _problem(_capture(client, program, "R-1", 20), 409, "redemption_not_held")
     _problem(_capture(client, program, "R-1"), 409, "redemption_not_held")  # "all of it" is another body
-    assert [e["amount"] for e in _entries(client, program) if e["account"] == "house/points/redeemed"] == [30]
+    assert [e["amount"] for e in ledger_entries(client, program) if e["account"] == "house/points/redeemed"] == [30]
     assert _balances(client, program, "c-1")["points"] == _pts(70, 0, 0)
     verify()
 
@@ -580,11 +572,11 @@ def test_capture_replays(client, program, enrol, buy, clock, verify):
     _hold(client, program, "R-1", "c-1", 40)
     first = _capture(client, program, "R-1", 25)
     assert first.status_code == 200
-    count = len(_entries(client, program))
+    count = len(ledger_entries(client, program))
     clock.advance(seconds=5)
     _replayed(first, _capture(client, program, "R-1", 25))
     _replayed(first, _capture(client, program, "R-1", 25))
-    assert len(_entries(client, program)) == count
+    assert len(ledger_entries(client, program)) == count
     assert _balances(client, program, "c-1")["points"] == _pts(75, 0, 0)
     verify()
 
@@ -605,9 +597,9 @@ def test_void_replays(client, program, enrol, buy, verify):
     _hold(client, program, "R-1", "c-1", 40)
     first = _void(client, program, "R-1")
     assert first.status_code == 200
-    count = len(_entries(client, program))
+    count = len(ledger_entries(client, program))
     _replayed(first, _void(client, program, "R-1"))
-    assert len(_entries(client, program)) == count
+    assert len(ledger_entries(client, program)) == count
     assert _balances(client, program, "c-1")["points"] == _pts(100, 0, 0)
     verify()
 
@@ -618,13 +610,13 @@ def test_extend_replays(client, program, enrol, buy, clock, verify):
     first = _extend(client, program, "R-1", 600)
     assert first.status_code == 200
     expires_at = first.get_json()["expires_at"]
-    count = len(_entries(client, program))
+    count = len(ledger_entries(client, program))
     clock.advance(seconds=10)
     _replayed(first, _extend(client, program, "R-1", 600))
     shown = _get(client, program, "R-1").get_json()
     assert shown["expires_at"] == expires_at  # the replay moved nothing
     assert [h["event"] for h in shown["history"]] == ["held", "extended"]
-    assert len(_entries(client, program)) == count
+    assert len(ledger_entries(client, program)) == count
     # Another ttl is a new extension, counted from now.
     second = _extend(client, program, "R-1", 300)
     assert second.status_code == 200 and "Idempotent-Replayed" not in second.headers
@@ -710,7 +702,7 @@ def test_quote_cashback_max(client, make_program, enrol, buy, verify):
 def test_quote_earn_preview_and_writes_nothing(client, make_program, enrol, buy, clock, verify):
     program = make_program(cashback_rate_bps=200, points_hold_days=14)
     _funded(enrol, buy, program)
-    before_entries = _entries(client, program)
+    before_entries = ledger_entries(client, program)
     before_balances = _balances(client, program, "c-1")
     before_activity = _activity(client, program, "c-1")
 
@@ -722,7 +714,7 @@ def test_quote_earn_preview_and_writes_nothing(client, make_program, enrol, buy,
     assert _at(preview["pending_until"]["points"]) == clock.now() + timedelta(days=14)
     assert _at(preview["pending_until"]["cashback"]) == clock.now() + timedelta(days=30)
 
-    assert _entries(client, program) == before_entries
+    assert ledger_entries(client, program) == before_entries
     assert _balances(client, program, "c-1") == before_balances
     assert _activity(client, program, "c-1") == before_activity
     assert verify().entries == len(before_entries)

@@ -6,6 +6,7 @@ connection from the app's pool, and a barrier releases the threads together. (SQ
 every writer with BEGIN IMMEDIATE, so there is no parallelism to test there.)
 """
 from __future__ import annotations
+from tests.helpers import all_entries
 
 import json
 import os
@@ -52,20 +53,6 @@ def _balances(client: Any, program: Any, customer_id: str) -> dict:
     return response.get_json()
 
 
-def _entries(client: Any, program: Any) -> list[dict]:
-    items: list[dict] = []
-    cursor = None
-    while True:
-        url = "/v1/ledger/entries?limit=500" + (f"&cursor={cursor}" if cursor else "")
-        response = client.get(url, headers=program.headers("finance"))
-        assert response.status_code == 200, response.get_data(as_text=True)
-        page = response.get_json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
-
-
 def _activity_types(client: Any, program: Any, customer_id: str) -> list[str]:
     response = client.get(f"/v1/customers/{customer_id}/activity?limit=500", headers=program.headers("app"))
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -92,7 +79,7 @@ def test_thirty_concurrent_holds_on_seventy_points_exactly_seven_succeed(app, cl
     assert all(a["balances"]["points"]["available"] + a["balances"]["points"]["reserved"] == 70 for a in answers)
 
     assert _balances(client, program, "c-1")["points"] == {"available": 0, "pending": 0, "reserved": 70}
-    available_entries = [e for e in _entries(client, program) if e["account"] == "customer/c-1/points/available"]
+    available_entries = [e for e in all_entries(client, program) if e["account"] == "customer/c-1/points/available"]
     assert len(available_entries) == 1 + 7
     assert all(e["balance_after"] >= 0 for e in available_entries)
     for status, body in results:
@@ -126,7 +113,7 @@ def test_capture_racing_void_exactly_one_wins(app, client, program, enrol, buy, 
         assert _balances(client, program, "c-1")["points"] == {
             "available": 1_000 - 10 * captured, "pending": 0, "reserved": 0}
 
-    redeemed = [e["amount"] for e in _entries(client, program) if e["account"] == "house/points/redeemed"]
+    redeemed = [e["amount"] for e in all_entries(client, program) if e["account"] == "house/points/redeemed"]
     assert redeemed == [10] * captured
     # One hold and one settlement per round: nothing settled twice.
     assert verify().entries == 4 + rounds * 2 + rounds * 2
@@ -165,7 +152,7 @@ def test_concurrent_job_runs_book_each_release_and_expiry_once(app, client, prog
         assert shown["status"] == "expired"
         assert [h["event"] for h in shown["history"]] == ["held", "expired"]
 
-    entries = _entries(client, program)
+    entries = all_entries(client, program)
     released = [e for e in entries if e["account"].endswith("/cashback/pending") and e["amount"] < 0]
     assert len(released) == n_customers
     assert len({e["transaction_id"] for e in released}) == n_customers

@@ -5,6 +5,7 @@ One Flask test client per thread, all released together by a barrier: copies of 
 a capped rule for one customer never give more than the cap.
 """
 from __future__ import annotations
+from tests.helpers import ledger_entries
 
 import json
 import os
@@ -27,13 +28,6 @@ def _post_event(app: Any, program: Any, body: dict) -> tuple[int, bytes, dict]:
     client = app.test_client()  # one client per thread
     response = client.post("/v1/events", json=body, headers=program.headers("storefront"))
     return response.status_code, response.get_data(), dict(response.headers)
-
-
-def _entries(client: Any, program: Any) -> list[dict]:
-    response = client.get("/v1/ledger/entries?limit=500", headers=program.headers("finance"))
-    assert response.status_code == 200
-    assert response.get_json()["next_cursor"] is None
-    return response.get_json()["items"]
 
 
 def _event_rewards(client: Any, program: Any, customer_id: str) -> list[dict]:
@@ -65,7 +59,7 @@ def test_concurrent_copies_of_one_event_award_once(app, client, make_program, en
 
     rewards = _event_rewards(client, program, "c-1")
     assert [(r["transaction_id"], r["reference"]["id"]) for r in rewards] == [(answer["transaction_id"], "E-1")]
-    entries = _entries(client, program)
+    entries = ledger_entries(client, program)
     assert {e["transaction_id"] for e in entries} == {answer["transaction_id"]}
     assert _available(client, program, "c-1") == 40
     assert verify().entries == 2
@@ -91,7 +85,7 @@ def test_concurrent_distinct_events_never_exceed_the_cap(app, client, make_progr
 
     assert len(_event_rewards(client, program, "c-1")) == 4
     assert _available(client, program, "c-1") == 35
-    assert sum(e["amount"] for e in _entries(client, program) if e["account"] == "house/points/issued/promotion") == -35
+    assert sum(e["amount"] for e in ledger_entries(client, program) if e["account"] == "house/points/issued/promotion") == -35
     assert verify().entries == 8
 
 

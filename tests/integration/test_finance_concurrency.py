@@ -21,7 +21,7 @@ import pytest
 
 from ledger.services import purchases
 from ledger.services.ports import BookingContext
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, all_entries
 from tests.integration.test_concurrency import run_together
 
 BACKEND = os.environ.get("LEDGER_TEST_BACKEND", "sqlite")
@@ -31,20 +31,6 @@ pytestmark = pytest.mark.skipif(
     BACKEND != "postgresql",
     reason="needs real parallel connections and row locks: run with LEDGER_TEST_BACKEND=postgresql "
            "(SQLite serialises writers, so these races cannot happen there)")
-
-
-def _all_entries(client: Any, program: Any) -> list[dict]:
-    items: list[dict] = []
-    cursor = None
-    while True:
-        url = "/v1/ledger/entries?limit=500" + (f"&cursor={cursor}" if cursor else "")
-        response = client.get(url, headers=program.headers("finance"))
-        assert response.status_code == 200, response.get_data(as_text=True)
-        page = response.get_json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 def _read_to_end(client: Any, program: Any, cursor: str | None, limit: int = 2) -> tuple[list[dict], str | None]:
@@ -93,7 +79,7 @@ def test_concurrent_reversals_of_one_adjustment_book_exactly_one(app, client, ma
             assert body["code"] == "already_reversed", body
             assert body["reversal_transaction_id"] == winner["transaction_id"]
 
-    entries = _all_entries(client, program)
+    entries = all_entries(client, program)
     reversal_txs = {e["transaction_id"] for e in entries if e["transaction_type"] == "reversal"}
     assert reversal_txs == {winner["transaction_id"]}
     assert sorted((e["account"], e["amount"]) for e in entries if e["transaction_id"] == winner["transaction_id"]) == \
@@ -148,7 +134,7 @@ def test_a_reader_never_skips_an_entry_committed_out_of_order(app, client, make_
     # A committed: reading on from resume_cursor returns A's entries, then B's, and nothing twice.
     rest, _ = _read_to_end(client, program, resume)
     assert [e["transaction_id"] for e in rest] == [tx_a] * 4 + [tx_b] * 4
-    everything = _all_entries(client, program)
+    everything = all_entries(client, program)
     read = seen + rest
     assert len({e["seq"] for e in read}) == len(read), "an entry was read twice"
     assert sorted(e["seq"] for e in read) == sorted(e["seq"] for e in everything)
@@ -187,7 +173,7 @@ def test_concurrent_approvals_book_once_and_answer_alike(app, client, make_progr
     assert replayed.count("true") == N - 1 and replayed.count(None) == 1
     answer = json.loads(results[0][1])
     assert answer["status"] == "booked" and answer["balances"]["points"]["available"] == 160
-    entries = _all_entries(client, program)
+    entries = all_entries(client, program)
     assert {e["transaction_id"] for e in entries if e["transaction_type"] == "adjustment"} == \
         {answer["transaction_id"]}
     assert verify().entries == 2 + 2
