@@ -1,8 +1,10 @@
 """The HTTP layer: a Flask app factory. No SQL here: routes call the use cases in `ledger`."""
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import flask_smorest
 from flask import Flask
@@ -18,6 +20,7 @@ from .http import after_request, before_request
 from .schemas.common import Problem
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_CACHED_KEYS = 10_000
 
 API_DESCRIPTION = """\
 Loyalty points and cashback on an append-only, double-entry ledger.
@@ -57,22 +60,46 @@ class Api(flask_smorest.Api):
 class LedgerService:
     """What the routes reach through `current_app.extensions["ledger"]`."""
 
-    def __init__(self, database_url: str, clock: Clock, pool_size: int) -> None:
+    def __init__(self, database_url: str, clock: Clock, pool_size: int, auth_cache_seconds: float = 0.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engines = make_engines(database_url, pool_size=pool_size)
         self.uow = SqlUnitOfWorkFactory(self.engines)
         self.clock = clock
+        self.auth_cache_seconds = auth_cache_seconds
+        self.monotonic = monotonic  # the key cache's timer: elapsed time, not business time
+        self._keys: dict[str, tuple[float, ApiKey]] = {}  # key hash -> (monotonic time looked up, key)
 
     def authenticate(self, key_hash: str) -> ApiKey | None:
-        key = with_retries(lambda **kw: self.uow(autocommit=True, **{**kw, "write": False}),
-                           lambda uow: uow.api_keys.by_hash(key_hash), self.uow.is_retryable)
-        if key is None or key.revoked_at is not None:
+        """The key with this hash, unless unknown or revoked. A found key is trusted for
+        `auth_cache_seconds` (one lookup per key per worker per interval, not one per request)."""
+        cached = self._keys.get(key_hash)
+        if cached is not None and self.monotonic() - cached[0] < self.auth_cache_seconds:
+            key = cached[1]
+        else:
+            key = with_retries(lambda **kw: self.uow(autocommit=True, **{**kw, "write": False}),
+                               lambda uow: uow.api_keys.by_hash(key_hash), self.uow.is_retryable)
+            if key is None or key.revoked_at is not None:
+                self._keys.pop(key_hash, None)
+                return None
+            if self.auth_cache_seconds > 0:
+                if len(self._keys) >= MAX_CACHED_KEYS:
+                    self._keys.clear()
+                self._keys[key_hash] = (self.monotonic(), key)
+        if key.revoked_at is not None:
             return None
         now = self.clock.now()
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             with self.uow(write=True) as uow:
                 uow.api_keys.touch(key.id, now)
                 uow.commit()
+            key = replace(key, last_used_at=now)
+            if key_hash in self._keys:
+                self._keys[key_hash] = (self._keys[key_hash][0], key)
         return key
+
+    def forget_keys(self) -> None:
+        """After a key is revoked or rotated here: this worker looks every key up again."""
+        self._keys.clear()
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -85,6 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         database_url=overrides.get("DATABASE_URL", settings.database_url),
         operator_token=overrides.get("OPERATOR_TOKEN", settings.operator_token),
         db_pool_size=overrides.get("DB_POOL_SIZE", settings.db_pool_size),
+        auth_cache_seconds=overrides.get("AUTH_CACHE_SECONDS", settings.auth_cache_seconds),
     )
     app.config.update(
         LEDGER_SETTINGS=settings,
@@ -99,7 +127,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.json.sort_keys = False
     app.extensions["ledger"] = LedgerService(settings.database_url, overrides.get("CLOCK") or SystemClock(),
-                                             settings.db_pool_size)
+                                             settings.db_pool_size, settings.auth_cache_seconds,
+                                             overrides.get("MONOTONIC") or time.monotonic)
     api = Api(app, spec_kwargs={
         "info": {"description": API_DESCRIPTION},
         "components": {"securitySchemes": {

@@ -70,9 +70,13 @@ def create_key(body: dict) -> Response:
 @blp.alt_response(409, response="CONFLICT")
 @requires("admin")
 def rotate_key(key_id: str) -> Response:
-    """A new key with the same role and name; the old one stops working at once."""
+    """A new key with the same role and name; the old one stops working at once (on other
+    service processes, within `LEDGER_AUTH_CACHE_SECONDS`, 1 s by default)."""
     ledger = current_app.extensions["ledger"]
-    return _issue(lambda uow: use_cases.rotate_api_key(uow, ledger.clock, program_id(), key_id))
+    try:
+        return _issue(lambda uow: use_cases.rotate_api_key(uow, ledger.clock, program_id(), key_id))
+    finally:
+        ledger.forget_keys()
 
 
 @blp.route("/<key_id>", methods=["DELETE"])
@@ -80,8 +84,12 @@ def rotate_key(key_id: str) -> Response:
 @blp.alt_response(404, response="NOT_FOUND")
 @requires("admin")
 def revoke_key(key_id: str) -> Response:
-    """Revoke a key (idempotent: revoking a revoked key answers the same)."""
+    """Revoke a key (idempotent: revoking a revoked key answers the same). It stops working at once
+    (on other service processes, within `LEDGER_AUTH_CACHE_SECONDS`, 1 s by default)."""
     ledger = current_app.extensions["ledger"]
-    key = write(lambda uow: use_cases.revoke_api_key(uow, ledger.clock, program_id(), key_id))
+    try:
+        key = write(lambda uow: use_cases.revoke_api_key(uow, ledger.clock, program_id(), key_id))
+    finally:
+        ledger.forget_keys()
     return json_response(ApiKeyOut().dump(key_dict(key)))
 

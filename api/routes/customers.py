@@ -15,7 +15,7 @@ from ..cursors import decode_cursor, encode_cursor
 from ledger.domain.errors import ValidationFailed
 
 from ..http import (
-    Blueprint, booking_context, idempotent_write, json_response, principal, program_id, read, requires, write,
+    Blueprint, booking_context, idempotent_write, json_response, plain, principal, program_id, read, requires, write,
 )
 from ..schemas.common import Balances as BalancesSchema
 from ..schemas.common import PageArgs
@@ -24,6 +24,7 @@ from ..schemas.finance import AsOfArgs, AsOfBalancesOut, ClosureOut, ErasureOut
 from .programs import ALL_ROLES
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Enrolled customers")
+_BALANCES = BalancesSchema()
 
 
 def customer_dict(customer: Customer, balances: Balances) -> dict:
@@ -85,7 +86,7 @@ def get_balances(customer_id: str, as_of: datetime | None = None) -> Response:
         return json_response(AsOfBalancesOut().dump({"currency": currency, **balances_, "as_of": as_of}))
     now = ledger.clock.now()
     balances = read(lambda uow: queries.customer_balances(uow, now, program_id(), customer_id), single_statement=True)
-    return json_response(BalancesSchema().dump(asdict(balances)))
+    return json_response(_BALANCES.dump(plain(balances)))
 
 
 @blp.route("/<customer_id>/personal-data", methods=["DELETE"])

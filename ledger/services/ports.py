@@ -57,6 +57,16 @@ class PostedTransaction:
     entries: tuple[BookedEntry, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class UpkeepDue:
+    """What a write must do first for a locked customer, read with its accounts in one statement.
+    A false flag is exact (nothing of that kind exists), so its query can be skipped."""
+
+    releases_due: bool = True   # pending value whose release time has come
+    holds_lapsed: bool = True   # holds past their expiry, not yet voided
+    has_captures: bool = True   # the customer has captured a redemption (an order may have been paid with it)
+
+
 class ProgramRepository(Protocol):
     def add(self, program: Program, creation_key_hash: str | None) -> None: ...
     def get(self, program_id: str) -> Program | None: ...
@@ -91,6 +101,8 @@ class LedgerRepository(Protocol):
              customer: Customer | None) -> PostedTransaction:
         """Book a balanced draft: one transaction row, its entries, and the customer's cached balances."""
     def customer_balances(self, customer: Customer) -> dict[str, int]: ...
+    def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:
+        """After the customer's lock: load its accounts for this unit of work and say what upkeep is due."""
     def balance_view(self, program_id: str, customer_id: str,
                      now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
         """(currency, cached balances by path, due pending value per asset, lapsed holds per asset)."""

@@ -109,12 +109,12 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
     settings = program.settings
     if cmd.referred_by:
         customer = referrals.register(uow, now, program, customer, cmd.referred_by)
-    prepare_customer_for_write(uow, now, program, customer, ctx)
+    due = prepare_customer_for_write(uow, now, program, customer, ctx)
     points_available_before = available_points(uow, customer)
 
     occurred_at = (cmd.occurred_at or now).astimezone(timezone.utc)
     config = config_for(uow, program)
-    paid = paid_with_rewards(uow, program, cmd.order_id, customer)
+    paid = paid_with_rewards(uow, program, cmd.order_id, customer) if due.has_captures else 0
     result, facts = earn(uow, program, config, customer, _order(cmd, paid), occurred_at, lock_budgets=True)
     amounts = {Asset.POINTS: result.points, Asset.CASHBACK: result.cashback}
     release_at = _release_at(settings, occurred_at)

@@ -8,15 +8,15 @@ from datetime import datetime
 from typing import Any, Iterator
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from .engagement_repos import EVENTS
 from .repositories import CUSTOMERS, LOTS, PURCHASES, REFUNDS
 
 
 class SqlAnalytics:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def purchases(self, program_id: str, before: datetime, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Every purchase of the program's customers that occurred before `before`, with the sum of

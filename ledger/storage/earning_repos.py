@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from .repositories import CUSTOMERS, LOTS, PROGRAM_CHANGES, PROGRAMS, PURCHASES, REDEMPTIONS, REFUNDS, _insert_ignore
 from .tables import CampaignBudgetRow, EarningAwardRow, EarningConfigVersionRow, RedemptionEventRow, TierChangeRow
@@ -18,8 +18,8 @@ REDEMPTION_EVENTS = RedemptionEventRow.__table__
 
 
 class SqlEarning:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def latest_config(self, program_id: str) -> dict[str, Any] | None:
         q = (select(CONFIG_VERSIONS.c.version, CONFIG_VERSIONS.c.config)
@@ -93,8 +93,8 @@ class SqlEarning:
 
 
 class SqlTiers:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add_change(self, **fields: Any) -> None:
         self.s.execute(insert(TIER_CHANGES).values(**fields))
@@ -133,8 +133,8 @@ class SqlTiers:
 
 
 class SqlExpiry:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def customers_with_due_lots(self, program_id: str, now: datetime, after_pk: int, limit: int) -> list[int]:
         q = (select(LOTS.c.customer_pk).where(LOTS.c.program_id == program_id, LOTS.c.expires_at <= now,

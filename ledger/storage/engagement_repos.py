@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from .repositories import ACCOUNTS, CUSTOMERS, ENTRIES, PURCHASES, REFUNDS, TRANSACTIONS
 from .tables import CustomerAchievementRow, EventRow, ReferralRow
@@ -16,8 +16,8 @@ ACHIEVEMENTS = CustomerAchievementRow.__table__
 
 
 class SqlReferrals:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
         return self.s.execute(insert(REFERRALS).values(**fields).returning(REFERRALS.c.id)).scalar_one()
@@ -48,8 +48,8 @@ class SqlReferrals:
 
 
 class SqlEvents:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
         return self.s.execute(insert(EVENTS).values(**fields).returning(EVENTS.c.id)).scalar_one()
@@ -68,8 +68,8 @@ class SqlEvents:
 
 
 class SqlAchievements:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def of_customer(self, customer_pk: int) -> list[dict[str, Any]]:
         q = select(ACHIEVEMENTS).where(ACHIEVEMENTS.c.customer_pk == customer_pk).order_by(ACHIEVEMENTS.c.id)
@@ -98,8 +98,8 @@ class SqlAchievements:
 
 
 class SqlLeaderboard:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def top(self, program_id: str, start: datetime, end: datetime, limit: int) -> list[dict[str, Any]]:
         """Opted-in customers by points issued to them in [start, end) (occurred time), net of clawbacks:

@@ -7,6 +7,7 @@ failing with SQLITE_BUSY on a read-then-write upgrade.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, create_engine, event
@@ -23,6 +24,14 @@ class Engines:
     @property
     def dialect(self) -> str:
         return self.write.dialect.name
+
+    @functools.cached_property
+    def autocommit_read(self) -> Engine:
+        """The read engine without BEGIN/ROLLBACK (PostgreSQL), for one-statement reads; made once,
+        since `execution_options` builds a new engine proxy each call."""
+        if self.dialect != "postgresql":
+            return self.read
+        return self.read.execution_options(isolation_level="AUTOCOMMIT")
 
     def dispose(self) -> None:
         self.read.dispose()

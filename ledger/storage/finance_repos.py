@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import BigInteger, case, cast, func, insert, literal, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from .repositories import ACCOUNTS, CUSTOMERS, ENTRIES, LOT_CONSUMPTIONS, LOTS, REDEMPTIONS, REFUNDS, RELEASES, \
     TRANSACTIONS, PURCHASES
@@ -32,9 +32,9 @@ def _customer_bucket_key():  # noqa: ANN202
 class SqlBooks:
     """Reads of the ledger for finance, and the stored roll-ups, periods and seals."""
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
-        self.postgres = session.get_bind().dialect.name == "postgresql"
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
+        self.postgres = conn.dialect.name == "postgresql"
 
     # -- commit-safe positions -------------------------------------------------------------------
     # Writers still running in this database (cluster-wide xmin would also wait for other databases'
@@ -392,8 +392,8 @@ class SqlBooks:
 class SqlCorrections:
     """Adjustments and reversals, and what a reversal must check first."""
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add_adjustment(self, **fields: Any) -> int:
         return self.s.execute(insert(ADJUSTMENTS).values(**fields).returning(ADJUSTMENTS.c.id)).scalar_one()

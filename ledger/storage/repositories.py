@@ -1,12 +1,13 @@
 """SQL repositories. Core statements on the SQLModel tables: one round trip where one will do."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from ..domain import chain
 from ..domain.errors import AmountTooLarge
@@ -16,7 +17,7 @@ from ..domain.customers import PROFILE_FIELDS, Customer
 from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
-from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer
+from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
 from .tables import (
     AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, LotConsumptionRow, PendingReleaseRow, PointsLotRow,
     ProgramChangeRow, ProgramRow, PurchaseRow, RedemptionEventRow, RedemptionRow, RefundRow, TransactionRow,
@@ -39,16 +40,29 @@ REDEMPTION_EVENTS = RedemptionEventRow.__table__
 REFUNDS = RefundRow.__table__
 
 
-def _insert_ignore(session: Session, table: Any):  # noqa: ANN202
-    """INSERT ... ON CONFLICT DO NOTHING for the session's dialect."""
-    dialect = session.get_bind().dialect.name
+def _insert_ignore(conn: Connection, table: Any):  # noqa: ANN202
+    """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect."""
+    return _insert_ignore_for(conn.dialect.name, table)
+
+
+# The checkout path's statements are built once and run with parameters: building a statement
+# (coercions, `.values()`) cost more Python time than the database took to run it.
+@functools.cache
+def _insert_ignore_for(dialect: str, table: Any, returning: str | None = None):  # noqa: ANN202
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    statement = module.insert(table).on_conflict_do_nothing()
+    return statement.returning(table.c[returning]) if returning else statement
+
+
+@functools.cache
+def _insert_returning(table: Any, column: str):  # noqa: ANN202
+    """INSERT INTO table (the keys of the parameters) ... RETURNING column."""
+    return insert(table).returning(table.c[column])
 
 
 class SqlPrograms:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     @staticmethod
     def _program(row: Any) -> Program:
@@ -62,7 +76,7 @@ class SqlPrograms:
         ))
 
     def get(self, program_id: str) -> Program | None:
-        row = self.s.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).first()
+        row = self.s.execute(_PROGRAM_BY_ID, {"program_id": program_id}).first()
         return self._program(row) if row else None
 
     def lock(self, program_id: str) -> None:
@@ -92,8 +106,8 @@ class SqlPrograms:
 
 
 class SqlApiKeys:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     @staticmethod
     def _key(row: Any) -> ApiKey:
@@ -129,8 +143,8 @@ class SqlApiKeys:
 
 
 class SqlCustomers:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     @staticmethod
     def _customer(row: Any) -> Customer:
@@ -154,7 +168,7 @@ class SqlCustomers:
         # FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers.
         # FOR NO KEY UPDATE: writers of one customer still queue, but rows that merely reference
         # the customer (a referral naming them) are not blocked by its lock.
-        row = self.s.execute(self._select(program_id, customer_id).with_for_update(key_share=True)).first()
+        row = self.s.execute(_LOCK_CUSTOMER, {"program_id": program_id, "customer_id": customer_id}).first()
         return self._customer(row) if row else None
 
     def lock_by_pk(self, customer_pk: int) -> Customer:
@@ -188,14 +202,67 @@ class SqlCustomers:
         return self._customer(row)
 
 
+def _balance_view():  # noqa: ANN202
+    a, c, r, h = ACCOUNTS.c, CUSTOMERS.c, RELEASES.c, REDEMPTIONS.c
+    now = bindparam("now")
+    due = (select(func.coalesce(func.sum(r.amount - r.reversed_amount), 0))
+           .where(r.customer_pk == c.pk, r.asset == a.asset, r.released_transaction_id.is_(None),
+                  r.release_at <= now).scalar_subquery())
+    lapsed = (select(func.coalesce(func.sum(h.amount), 0))
+              .where(h.customer_pk == c.pk, h.asset == a.asset, h.status == "held", h.expires_at <= now)
+              .scalar_subquery())
+    return (select(PROGRAMS.c.currency, a.path, a.asset, a.balance, due.label("due"), lapsed.label("lapsed"))
+            .select_from(CUSTOMERS.join(PROGRAMS, PROGRAMS.c.id == c.program_id)
+                         .join(ACCOUNTS, a.customer_pk == c.pk))
+            .where(c.program_id == bindparam("program_id"), c.customer_id == bindparam("customer_id")))
+
+
+def _customer_accounts():  # noqa: ANN202
+    a = ACCOUNTS.c
+    return (select(a.id, a.path, a.balance, ENTRIES.c.recorded_at, CUSTOMERS.c.chain_head)
+            .join_from(ACCOUNTS, CUSTOMERS, CUSTOMERS.c.pk == a.customer_pk)
+            .join(ENTRIES, ENTRIES.c.seq == a.last_seq, isouter=True)
+            .where(a.customer_pk == bindparam("customer_pk")))
+
+
+def _accounts_for_write():  # noqa: ANN202
+    """`_customer_accounts` plus three flags that do not depend on the account row (evaluated once)."""
+    r, h = RELEASES.c, REDEMPTIONS.c
+    pk, now = bindparam("customer_pk"), bindparam("now")
+    releases_due = exists().where(r.customer_pk == pk, r.released_transaction_id.is_(None), r.release_at <= now,
+                                  r.amount > r.reversed_amount)
+    holds_lapsed = exists().where(h.customer_pk == pk, h.status == "held", h.expires_at <= now)
+    has_captures = exists().where(h.customer_pk == pk, h.status == "captured")
+    return _customer_accounts().add_columns(releases_due.label("releases_due"), holds_lapsed.label("holds_lapsed"),
+                                            has_captures.label("has_captures"))
+
+
+# Built once: constructing this statement cost more than running it.
+_BALANCE_VIEW = _balance_view()
+_CUSTOMER_ACCOUNTS = _customer_accounts()
+_ACCOUNTS_FOR_WRITE = _accounts_for_write()
+_PROGRAM_BY_ID = select(PROGRAMS).where(PROGRAMS.c.id == bindparam("program_id"))
+# FOR NO KEY UPDATE (key_share): see SqlCustomers.lock.
+_LOCK_CUSTOMER = (select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("program_id"),
+                                          CUSTOMERS.c.customer_id == bindparam("customer_id"))
+                  .with_for_update(key_share=True))
+_INSERT_ENTRIES = insert(ENTRIES).returning(ENTRIES.c.seq, sort_by_parameter_order=True)
+_UPDATE_BALANCES = (update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("account_id"))
+                    .values(balance=bindparam("new_balance"), last_seq=bindparam("new_last_seq")))
+_UPDATE_CHAIN_HEAD = (update(CUSTOMERS).where(CUSTOMERS.c.pk == bindparam("customer_pk"))
+                      .values(chain_head=bindparam("new_head")))
+_COMPLETE_IDEMPOTENCY = (update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == bindparam("record_id"))
+                         .values(status_code=bindparam("new_status"), body=bindparam("new_body")))
+
+
 class SqlLedger:
     """Books transactions. Customer balances are cached per account, in the same database transaction."""
 
     # House account ids never change once created: cached per process.
     _house_ids: dict[tuple[str, str], int] = {}
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
         self._customer_accounts: dict[int, dict[str, tuple[int, int]]] = {}
         self._chains: dict[int, tuple[str | None, datetime | None]] = {}  # pk -> (chain head, last recorded_at)
 
@@ -235,16 +302,24 @@ class SqlLedger:
         catches the lost updates that follows)."""
         accounts = self._customer_accounts.get(customer.pk)
         if accounts is None:
-            a = ACCOUNTS.c
-            rows = self.s.execute(
-                select(a.id, a.path, a.balance, ENTRIES.c.recorded_at, CUSTOMERS.c.chain_head)
-                .join_from(ACCOUNTS, CUSTOMERS, CUSTOMERS.c.pk == a.customer_pk)
-                .join(ENTRIES, ENTRIES.c.seq == a.last_seq, isouter=True)
-                .where(a.customer_pk == customer.pk)).all()
-            accounts = self._customer_accounts[customer.pk] = {r.path: (r.id, r.balance) for r in rows}
-            latest = max((r.recorded_at for r in rows if r.recorded_at is not None), default=None)
-            self._chains[customer.pk] = (rows[0].chain_head if rows else None, latest)
+            rows = self.s.execute(_CUSTOMER_ACCOUNTS, {"customer_pk": customer.pk}).all()
+            accounts = self._remember_accounts(customer, rows)
         return accounts
+
+    def _remember_accounts(self, customer: Customer, rows: Sequence[Any]) -> dict[str, tuple[int, int]]:
+        accounts = self._customer_accounts[customer.pk] = {r.path: (r.id, r.balance) for r in rows}
+        latest = max((r.recorded_at for r in rows if r.recorded_at is not None), default=None)
+        self._chains[customer.pk] = (rows[0].chain_head if rows else None, latest)
+        return accounts
+
+    def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:
+        """The accounts (as `_load_customer_accounts`) and what upkeep is due, in one statement after the lock."""
+        rows = self.s.execute(_ACCOUNTS_FOR_WRITE, {"customer_pk": customer.pk, "now": now}).all()
+        self._remember_accounts(customer, rows)
+        if not rows:
+            return UpkeepDue()
+        return UpkeepDue(releases_due=bool(rows[0].releases_due), holds_lapsed=bool(rows[0].holds_lapsed),
+                         has_captures=bool(rows[0].has_captures))
 
     def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
              customer: Customer | None) -> PostedTransaction:
@@ -263,13 +338,13 @@ class SqlLedger:
             reference_id=draft.reference.id, actor=ctx.actor, request_id=ctx.request_id,
             occurred_at=draft.occurred_at, recorded_at=recorded_at, description=draft.description,
             details=draft.metadata)
-        seq = self.s.execute(insert(TRANSACTIONS).values(
+        seq = self.s.execute(_insert_returning(TRANSACTIONS, "seq"), dict(
             id=transaction_id, program_id=program_id, customer_pk=customer.pk if customer else None,
             type=draft.type, reference_kind=draft.reference.kind, reference_id=draft.reference.id,
             description=draft.description, actor=ctx.actor, request_id=ctx.request_id,
             idempotency_key=ctx.idempotency_key, occurred_at=draft.occurred_at, recorded_at=recorded_at,
             details=draft.metadata,
-        ).returning(TRANSACTIONS.c.seq)).scalar_one()
+        )).scalar_one()
 
         rows: list[dict[str, Any]] = []
         new_balances: dict[int, int] = {}
@@ -292,17 +367,15 @@ class SqlLedger:
             rows.append({"program_id": program_id, "transaction_id": transaction_id, "account_id": account_id,
                          "asset": posting.asset, "amount": posting.amount, "balance_after": balance_after,
                          "recorded_at": recorded_at, "chain_hash": head})
-        seqs = self.s.execute(insert(ENTRIES).returning(ENTRIES.c.seq, sort_by_parameter_order=True),
-                              rows).scalars().all()
+        seqs = self.s.execute(_INSERT_ENTRIES, rows).scalars().all()
         last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
         if new_balances:
             self.s.execute(
-                update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("account_id"))
-                .values(balance=bindparam("new_balance"), last_seq=bindparam("new_last_seq")),
+                _UPDATE_BALANCES,
                 [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
                  for a, b in new_balances.items()],
             )
-        self.s.execute(update(CUSTOMERS).where(CUSTOMERS.c.pk == customer.pk).values(chain_head=head))
+        self.s.execute(_UPDATE_CHAIN_HEAD, {"customer_pk": customer.pk, "new_head": head})
         self._chains[customer.pk] = (head, recorded_at)
         ids_by_path = {path: account for path, (account, _b) in accounts.items()}
         for path, account_id in ids_by_path.items():
@@ -319,18 +392,8 @@ class SqlLedger:
                      now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
         """(currency, cached balance by path, due pending value per asset, lapsed holds per asset) in one
         statement: the hot balance read (see domain.customers.as_seen for what the customer is shown)."""
-        a, c, r, h = ACCOUNTS.c, CUSTOMERS.c, RELEASES.c, REDEMPTIONS.c
-        due = (select(func.coalesce(func.sum(r.amount - r.reversed_amount), 0))
-               .where(r.customer_pk == c.pk, r.asset == a.asset, r.released_transaction_id.is_(None),
-                      r.release_at <= now).scalar_subquery())
-        lapsed = (select(func.coalesce(func.sum(h.amount), 0))
-                  .where(h.customer_pk == c.pk, h.asset == a.asset, h.status == "held", h.expires_at <= now)
-                  .scalar_subquery())
-        q = (select(PROGRAMS.c.currency, a.path, a.asset, a.balance, due.label("due"), lapsed.label("lapsed"))
-             .select_from(CUSTOMERS.join(PROGRAMS, PROGRAMS.c.id == c.program_id)
-                          .join(ACCOUNTS, a.customer_pk == c.pk))
-             .where(c.program_id == program_id, c.customer_id == customer_id))
-        rows = self.s.execute(q).all()
+        rows = self.s.execute(_BALANCE_VIEW, {"program_id": program_id, "customer_id": customer_id,
+                                               "now": now}).all()
         if not rows:
             return None
         return (rows[0].currency, {row.path: row.balance for row in rows},
@@ -375,11 +438,11 @@ class SqlLedger:
 
 
 class SqlPurchases:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(PURCHASES).values(**fields).returning(PURCHASES.c.id)).scalar_one()
+        return self.s.execute(_insert_returning(PURCHASES, "id"), fields).scalar_one()
 
     def by_pk(self, purchase_pk: int) -> dict[str, Any]:
         return dict(self.s.execute(select(PURCHASES).where(PURCHASES.c.id == purchase_pk)).mappings().one())
@@ -404,11 +467,11 @@ class SqlPurchases:
 
 
 class SqlLots:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(LOTS).values(**fields).returning(LOTS.c.id)).scalar_one()
+        return self.s.execute(_insert_returning(LOTS, "id"), fields).scalar_one()
 
     def open_lots(self, customer_pk: int) -> list[dict[str, Any]]:
         """Lots with points left, in spending order: soonest expiry first, no expiry last, ties oldest first."""
@@ -436,11 +499,11 @@ class SqlLots:
 
 
 class SqlReleases:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(RELEASES).values(**fields).returning(RELEASES.c.id)).scalar_one()
+        return self.s.execute(_insert_returning(RELEASES, "id"), fields).scalar_one()
 
     def due(self, *, now: datetime, customer_pk: int | None = None, program_id: str | None = None,
             limit: int | None = None) -> list[dict[str, Any]]:
@@ -484,14 +547,14 @@ class SqlReleases:
 
 
 class SqlIdempotency:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
         # On PostgreSQL the INSERT waits for a concurrent, uncommitted claim of the same key to end.
-        record_id = self.s.execute(_insert_ignore(self.s, IDEMPOTENCY).values(
+        record_id = self.s.execute(_insert_ignore_for(self.s.dialect.name, IDEMPOTENCY, "id"), dict(
             program_id=program_id, scope=scope, key=key, fingerprint=fingerprint, created_at=at,
-        ).returning(IDEMPOTENCY.c.id)).scalar_one_or_none()
+        )).scalar_one_or_none()
         if record_id is not None:
             return record_id
         row = self.s.execute(select(IDEMPOTENCY).where(
@@ -501,8 +564,8 @@ class SqlIdempotency:
         return IdempotencyClaim(record_id=row.id, fingerprint=row.fingerprint, answer=answer)
 
     def complete(self, record_id: int, answer: StoredAnswer) -> None:
-        self.s.execute(update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == record_id)
-                       .values(status_code=answer.status, body=answer.body))
+        self.s.execute(_COMPLETE_IDEMPOTENCY, {"record_id": record_id, "new_status": answer.status,
+                                               "new_body": answer.body})
 
 
 def _ints(row: Any) -> dict[str, Any]:
@@ -516,8 +579,8 @@ class SqlAudit:
     """Whole-ledger checks: balanced transactions, a ledger summing to zero, cached balances = entries.
     Each takes an optional program id; without it, every program is checked."""
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def unbalanced_transactions(self, limit: int = 20, program_id: str | None = None) -> list[dict[str, Any]]:
         e = ENTRIES.c
@@ -530,7 +593,7 @@ class SqlAudit:
     def totals_by_program_asset(self, program_id: str | None = None) -> list[dict[str, Any]]:
         e = ENTRIES.c
         where = [e.program_id == program_id] if program_id is not None else []
-        if self.s.get_bind().dialect.name != "sqlite":
+        if self.s.dialect.name != "sqlite":
             q = select(e.program_id, e.asset, func.sum(e.amount).label("total"), func.count().label("entries")) \
                 .where(*where).group_by(e.program_id, e.asset)
             return [{**r, "total": int(r["total"])} for r in self.s.execute(q).mappings()]
@@ -600,11 +663,11 @@ class SqlAudit:
 
 
 class SqlRedemptions:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(REDEMPTIONS).values(**fields).returning(REDEMPTIONS.c.id)).scalar_one()
+        return self.s.execute(_insert_returning(REDEMPTIONS, "id"), fields).scalar_one()
 
     def get(self, program_id: str, redemption_id: str) -> dict[str, Any] | None:
         row = self.s.execute(
@@ -618,7 +681,7 @@ class SqlRedemptions:
         self.s.execute(update(REDEMPTIONS).where(REDEMPTIONS.c.id == redemption_pk).values(**changes))
 
     def add_event(self, **fields: Any) -> None:
-        self.s.execute(insert(REDEMPTION_EVENTS).values(**fields))
+        self.s.execute(insert(REDEMPTION_EVENTS), fields)
 
     def events(self, redemption_pk: int) -> list[dict[str, Any]]:
         q = select(REDEMPTION_EVENTS).where(REDEMPTION_EVENTS.c.redemption_pk == redemption_pk) \
@@ -652,11 +715,11 @@ class SqlRedemptions:
 
 
 class SqlRefunds:
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, conn: Connection) -> None:
+        self.s = conn
 
     def add(self, **fields: Any) -> int:
-        return self.s.execute(insert(REFUNDS).values(**fields).returning(REFUNDS.c.id)).scalar_one()
+        return self.s.execute(_insert_returning(REFUNDS, "id"), fields).scalar_one()
 
     def for_purchase(self, purchase_pk: int) -> list[dict[str, Any]]:
         q = select(REFUNDS).where(REFUNDS.c.purchase_id == purchase_pk).order_by(REFUNDS.c.id)

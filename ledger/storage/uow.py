@@ -1,10 +1,12 @@
-"""The SQL unit of work: one database transaction, committed only by an explicit `commit()`."""
+"""The SQL unit of work: one database transaction, committed only by an explicit `commit()`.
+
+Repositories run SQLAlchemy Core statements on a plain `Connection`: no ORM session (its per-statement
+bookkeeping cost more than the statements' own round trips on the checkout path)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy.orm import Session
 
 from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
 from .engagement_repos import SqlAchievements, SqlEvents, SqlLeaderboard, SqlReferrals
@@ -21,15 +23,15 @@ class SqlUnitOfWork:
     """Leaving the `with` block without `commit()` rolls everything back."""
 
     def __init__(self, engines: Engines, *, write: bool, autocommit: bool = False) -> None:
-        self._engine = engines.write if write else engines.read
-        if autocommit and engines.dialect == "postgresql":
-            # One-statement reads need no BEGIN/ROLLBACK round trips.
-            self._engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        if write:
+            self._engine = engines.write
+        else:  # one-statement reads need no BEGIN/ROLLBACK round trips
+            self._engine = engines.autocommit_read if autocommit else engines.read
         self.dialect = engines.dialect
 
     def __enter__(self) -> "SqlUnitOfWork":
-        self.session = Session(self._engine, autoflush=False, expire_on_commit=False)
-        s = self.session
+        self.connection = self._engine.connect()
+        s = self.connection
         self.programs = SqlPrograms(s)
         self.api_keys = SqlApiKeys(s)
         self.customers = SqlCustomers(s)
@@ -55,24 +57,24 @@ class SqlUnitOfWork:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self.session.rollback()
+            self.connection.rollback()
         finally:
-            self.session.close()
+            self.connection.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        self.connection.commit()
 
     def ping(self) -> None:
         from sqlalchemy import text
 
-        self.session.execute(text("SELECT 1"))
+        self.connection.execute(text("SELECT 1"))
 
     def rollback(self) -> None:
-        self.session.rollback()
+        self.connection.rollback()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        with self.session.begin_nested():
+        with self.connection.begin_nested():
             yield
 
 

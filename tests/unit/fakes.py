@@ -19,7 +19,7 @@ from ledger.domain.customers import PROFILE_FIELDS, Customer
 from ledger.domain.ids import new_id
 from ledger.domain.programs import Program, ProgramSettings
 from ledger.domain.transactions import BookedEntry, TransactionDraft
-from ledger.services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer
+from ledger.services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
 
 
 @dataclass
@@ -220,6 +220,14 @@ class FakeLedger(_Repo):
             lapsed[row["asset"]] = lapsed.get(row["asset"], 0) + row["amount"]
         currency = self._uow.programs.get(program_id).settings.currency
         return currency, self.customer_balances(customer), due, lapsed
+
+    def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:
+        uow = self._uow
+        return UpkeepDue(
+            releases_due=bool(uow.releases.due(now=now, customer_pk=customer.pk)),
+            holds_lapsed=bool(uow.redemptions.expired_holds(customer.pk, now)),
+            has_captures=any(r["customer_pk"] == customer.pk and r["status"] == "captured"
+                             for r in self._s.redemptions.values()))
 
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: a["balance"] for (pid, path), a in self._s.accounts.items()
