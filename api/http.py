@@ -62,6 +62,12 @@ def flatten_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
 class ProblemParser(FlaskParser):
     """Reads the body parsed (strictly) by `parse_body`, and raises validation errors as problems."""
 
+    def _get_schema(self, argmap, req):  # noqa: ANN001, ANN202
+        """One instance per schema class (webargs would build one per request; loading keeps no state)."""
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            return _schema_instance(argmap)
+        return super()._get_schema(argmap, req)
+
     def load_json(self, req, schema):  # noqa: ANN001, ANN201
         return g.get("json_body", core.missing)
 
@@ -89,6 +95,11 @@ class Blueprint(flask_smorest.Blueprint):
             return wrapper
 
         return with_body_errors
+
+
+@functools.cache
+def _schema_instance(schema: type[ma.Schema]) -> ma.Schema:
+    return schema()
 
 
 def _reject_constant(name: str) -> Any:

@@ -97,7 +97,7 @@ def main() -> int:
         generate(url, created["id"], args.entries)
         result: dict = {"started_at": datetime.now(timezone.utc).isoformat(), "entries": args.entries,
                         "generate_seconds": round(time.monotonic() - t0, 1), "http": {}}
-        service = Gunicorn("api:create_app()", free_port(), 1, env)
+        service = Gunicorn("api:create_app()", free_port(), 1, 4, env)
         try:
             key = created["api_keys"]["finance"]
             for fmt in ("ndjson", "csv"):

@@ -17,10 +17,9 @@ from ..domain.programs import Program
 from ..domain.earning import EarningResult, OrderToEarn, PurchaseLine, check_lines_reconcile
 from ..domain.earning_config import EarningConfig
 from ..domain.expiry import lot_expires_at
-from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
+from ..domain.errors import CurrencyMismatch, CustomerNotFound, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from . import achievements, referrals
-from .customers import require_customer
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
 from .lots import available_points, credit_lot
@@ -94,10 +93,14 @@ def _release_at(settings, occurred_at: datetime) -> dict[str, datetime | None]: 
 def _program_and_customer(uow: UnitOfWork, program_id: str, cmd: PurchaseCommand,
                           lock: bool) -> tuple[Program, Customer]:
     """The program and the customer a purchase is for, refused for another currency or a blocked customer."""
-    program = uow.programs.get(program_id)
+    if lock:
+        program, customer = uow.customers.lock_with_program(program_id, cmd.customer_id)
+    else:
+        program, customer = uow.programs.get(program_id), uow.customers.get(program_id, cmd.customer_id)
     if cmd.currency != program.settings.currency:
         raise CurrencyMismatch(f"this program's currency is {program.settings.currency}, not {cmd.currency}")
-    customer = require_customer(uow, program_id, cmd.customer_id, lock=lock)
+    if customer is None:
+        raise CustomerNotFound(f"customer {cmd.customer_id!r} is not enrolled in this program")
     customer.refuse_unless_active("earn")
     return program, customer
 

@@ -18,7 +18,7 @@ from ..domain import describe
 from ..domain.accounts import Asset, Bucket, house_account
 from ..domain.customers import Balances, Customer
 from ..domain.errors import (
-    BelowMinRedeem, CaptureExceedsHold, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
+    BelowMinRedeem, CaptureExceedsHold, CustomerNotFound, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
     RedemptionNotFound, RedemptionNotHeld,
 )
 from ..domain.programs import Program
@@ -74,7 +74,7 @@ def _view(row: dict[str, Any], customer_id: str, balances: Balances | None = Non
 
 def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand, ctx: BookingContext) -> RedemptionView:
     now = clock.now()
-    program = uow.programs.get(program_id)
+    program, customer = uow.customers.lock_with_program(program_id, cmd.customer_id)
     settings = program.settings
     if cmd.asset == Asset.POINTS:
         if cmd.amount < settings.min_redeem_points or cmd.amount % settings.redeem_step_points:
@@ -87,7 +87,8 @@ def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand,
         if value > ceiling:
             raise ExceedsMaxRedeemShare(
                 f"at most {ceiling} minor units of this order may be paid with points or cashback", max_value=ceiling)
-    customer = require_customer(uow, program_id, cmd.customer_id, lock=True)
+    if customer is None:
+        raise CustomerNotFound(f"customer {cmd.customer_id!r} is not enrolled in this program")
     customer.refuse_unless_active("redeem")
     prepare_customer_for_write(uow, now, program, customer, ctx)
     available = uow.ledger.customer_balances(customer)[customer.account(cmd.asset, Bucket.AVAILABLE)]

@@ -127,6 +127,9 @@ class FakeApiKeys(_Repo):
 
 
 class FakeCustomers(_Repo):
+    def lock_with_program(self, program_id: str, customer_id: str) -> tuple[Any, Customer | None]:
+        return self._uow.programs.get(program_id), self.lock(program_id, customer_id)
+
     def get(self, program_id: str, customer_id: str) -> Customer | None:
         for customer in self._s.customers.values():
             if customer.program_id == program_id and customer.customer_id == customer_id:
