@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import BigInteger, and_, bindparam, exists, func, insert, select, true, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy import Connection
 
@@ -249,32 +249,37 @@ def _accounts_for_write():  # noqa: ANN202
                                             has_captures.label("has_captures"))
 
 
-@functools.cache
-def _post_sql(dialect: Any, entries: int, accounts: int) -> str:
-    """PostgreSQL: a transaction, its entries, the customer's balances and chain head in one statement
-    (four round trips become one), as SQL text compiled once per shape: SQLAlchemy does not cache
-    statements with data-modifying CTEs, and compiling it per request cost more than it saved.
-    Entry seqs come from the VALUES rows in order, so ordering the result by seq pairs each seq with its row."""
-    tx_columns = ("id", "program_id", "customer_pk", "type", "reference_kind", "reference_id", "description",
-                  "actor", "request_id", "idempotency_key", "occurred_at", "recorded_at", "details")
-    tx = (insert(TRANSACTIONS).values({c: bindparam(f"t_{c}", type_=TRANSACTIONS.c[c].type) for c in tx_columns})
-          .returning(TRANSACTIONS.c.seq).cte("tx"))
-    entry_columns = ("program_id", "transaction_id", "account_id", "asset", "amount", "balance_after",
-                     "recorded_at", "chain_hash")
-    booked = (insert(ENTRIES).values([{c: bindparam(f"e{i}_{c}", type_=ENTRIES.c[c].type) for c in entry_columns}
-                                       for i in range(entries)])
-              .returning(ENTRIES.c.seq, ENTRIES.c.account_id).cte("booked"))
-    statement = select(tx.c.seq.label("transaction_seq"), booked.c.seq).select_from(tx.join(booked, true()))
-    for i in range(accounts):
-        account_id = bindparam(f"a{i}_id", type_=BigInteger())
-        last_seq = select(func.max(booked.c.seq)).where(booked.c.account_id == account_id).scalar_subquery()
-        statement = statement.add_cte(
-            update(ACCOUNTS).where(ACCOUNTS.c.id == account_id)
-            .values(balance=bindparam(f"a{i}_balance", type_=BigInteger()), last_seq=last_seq).cte(f"balance{i}"))
-    statement = statement.add_cte(
-        update(CUSTOMERS).where(CUSTOMERS.c.pk == bindparam("c_pk", type_=BigInteger()))
-        .values(chain_head=bindparam("c_head", type_=CUSTOMERS.c.chain_head.type)).cte("chain"))
-    return str(statement.order_by(booked.c.seq).compile(dialect=dialect))
+# PostgreSQL: what SQLite books in four statements (transaction, entries, balances, chain head) in
+# one round trip, with data-modifying CTEs. The entries and balances come as arrays, so the text is
+# the same for every booking (psycopg caches it and the server keeps it prepared). Entries are
+# inserted in posting order (WITH ORDINALITY), so ordering the result by seq pairs each seq with its posting.
+_BOOK_ON_POSTGRESQL = """
+WITH tx AS (
+    INSERT INTO transactions (id, program_id, customer_pk, type, reference_kind, reference_id, description,
+                              actor, request_id, idempotency_key, occurred_at, recorded_at, details)
+    VALUES (%(id)s, %(program_id)s, %(customer_pk)s, %(type)s, %(reference_kind)s, %(reference_id)s,
+            %(description)s, %(actor)s, %(request_id)s, %(idempotency_key)s, %(occurred_at)s, %(recorded_at)s,
+            %(details)s::json)
+    RETURNING seq
+), booked AS (
+    INSERT INTO entries (program_id, transaction_id, account_id, asset, amount, balance_after, recorded_at,
+                         chain_hash)
+    SELECT %(program_id)s, %(id)s, e.account_id, e.asset, e.amount, e.balance_after, %(recorded_at)s, e.chain_hash
+      FROM unnest(%(e_account_id)s::bigint[], %(e_asset)s::varchar[], %(e_amount)s::bigint[],
+                  %(e_balance_after)s::bigint[], %(e_chain_hash)s::varchar[])
+           WITH ORDINALITY AS e(account_id, asset, amount, balance_after, chain_hash, n)
+     ORDER BY e.n
+    RETURNING seq, account_id
+), balances AS (
+    UPDATE accounts SET balance = b.balance,
+                        last_seq = (SELECT max(booked.seq) FROM booked WHERE booked.account_id = b.id)
+      FROM unnest(%(b_account_id)s::bigint[], %(b_balance)s::bigint[]) AS b(id, balance)
+     WHERE accounts.id = b.id
+), chain AS (
+    UPDATE customers SET chain_head = %(chain_head)s WHERE pk = %(customer_pk)s
+)
+SELECT tx.seq AS transaction_seq, booked.seq FROM tx, booked ORDER BY booked.seq
+"""
 
 
 # Built once: constructing this statement cost more than running it.
@@ -412,7 +417,7 @@ class SqlLedger:
                          "asset": posting.asset, "amount": posting.amount, "balance_after": balance_after,
                          "recorded_at": recorded_at, "chain_hash": head})
         if self.s.dialect.name == "postgresql":
-            seq, seqs = self._book_in_one_statement(transaction, rows, new_balances, customer.pk, head)
+            seq, seqs = self._book_in_one_statement(transaction, rows, new_balances, head)
         else:
             seq = self.s.execute(_insert_returning(TRANSACTIONS, "seq"), transaction).scalar_one()
             seqs = self.s.execute(_INSERT_ENTRIES, rows).scalars().all()
@@ -437,23 +442,19 @@ class SqlLedger:
         return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=entries)
 
     def _book_in_one_statement(self, transaction: dict[str, Any], rows: list[dict[str, Any]],
-                                new_balances: dict[int, int], customer_pk: int,
-                                head: str) -> tuple[int, list[int]]:
-        """PostgreSQL: what SQLite books in four statements (transaction, entries, balances, chain head)
-        in one round trip. Returns the transaction's seq and the entries' seqs in posting order."""
-        # Bound as the column types would (the text bypasses them): JSON as text, instants aware.
+                                new_balances: dict[int, int], head: str) -> tuple[int, list[int]]:
+        """PostgreSQL: what SQLite books in four statements in one (`_BOOK_ON_POSTGRESQL`).
+        Returns the transaction's seq and the entries' seqs in posting order."""
+        # Bound as the column types would bind them (the text bypasses them): JSON as text, aware instants.
         for instant in (transaction["occurred_at"], transaction["recorded_at"]):
             if instant.tzinfo is None:
                 raise ValueError("naive datetime refused: every instant carries an offset")
-        params: dict[str, Any] = {f"t_{k}": v for k, v in transaction.items()}
-        params["t_details"] = json.dumps(transaction["details"])
-        for i, row in enumerate(rows):
-            params.update({f"e{i}_{k}": v for k, v in row.items()})
-        for i, (account_id, balance) in enumerate(new_balances.items()):
-            params[f"a{i}_id"], params[f"a{i}_balance"] = account_id, balance
-        # No parameter is named after a column: SQLAlchemy would add it to an UPDATE's SET clause.
-        params["c_pk"], params["c_head"] = customer_pk, head
-        booked = self.s.exec_driver_sql(_post_sql(self.s.dialect, len(rows), len(new_balances)), params).all()
+        params = {**transaction, "details": json.dumps(transaction["details"]), "chain_head": head,
+                  "e_account_id": [r["account_id"] for r in rows], "e_asset": [r["asset"] for r in rows],
+                  "e_amount": [r["amount"] for r in rows], "e_balance_after": [r["balance_after"] for r in rows],
+                  "e_chain_hash": [r["chain_hash"] for r in rows],
+                  "b_account_id": list(new_balances), "b_balance": list(new_balances.values())}
+        booked = self.s.exec_driver_sql(_BOOK_ON_POSTGRESQL, params).all()
         return booked[0].transaction_seq, [r.seq for r in booked]
 
     def balance_view(self, program_id: str, customer_id: str,
