@@ -4,7 +4,8 @@
 2. baselines: pgbench's built-in TPC-B-like script, and a bare Flask app under the same gunicorn settings;
 3. the service under gunicorn (gunicorn.conf.py, production settings) and wrk scenarios: checkout accrual
    with Zipf-distributed customers, balance reads, hold then capture, one hot customer, a mixed profile;
-4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries);
+4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries), then
+   VACUUM ANALYZE and CHECKPOINT before the next one (see `settle`);
 5. a soak run (default 600 s) sampling worker memory;
 6. writes bench/results/<timestamp>.json and bench/results/latest.md, and prints the table.
 
@@ -150,6 +151,17 @@ def verify(env: dict[str, str]) -> dict:
     return {"ok": report["ok"], "entries": report["entries"]}
 
 
+def settle(url: str) -> None:
+    """VACUUM ANALYZE and CHECKPOINT, so that a scenario does not pay for the previous one's cleanup
+    (autovacuum after a burst of writes halved the balance reads that followed it), as pgbench -i
+    vacuums before its own run."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+
+
 def pgbench(bindir: Path, port: int, seconds: int, connections: int) -> dict:
     common = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
     subprocess.run([str(bindir / "createdb"), *common, "pgbench"], check=True)
@@ -272,6 +284,7 @@ def main() -> int:
                      ("mixed_storefront_app", "mixed.lua")]
         for name, script in scenarios:
             print(f"scenario {name} ...", flush=True)
+            settle(url)
             run_env = {**wrk_env, "RUN_ID": f"{name[:4]}w{int(time.time())}"}
             run_wrk(wrk, script, base_url, 3, args.connections, run_env)
             run_env["RUN_ID"] = f"{name[:4]}{int(time.time())}"
@@ -297,6 +310,7 @@ def main() -> int:
         ]
         if args.soak > 0:
             print(f"soak: mixed profile for {args.soak}s ...", flush=True)
+            settle(url)
             with MemorySampler(service.proc.pid) as memory:
                 soak = run_wrk(wrk, "mixed.lua", base_url, args.soak, args.connections,
                                {**wrk_env, "RUN_ID": f"soak{int(time.time())}"})
