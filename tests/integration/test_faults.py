@@ -55,7 +55,7 @@ OPERATOR_TOKEN = "fault-test-operator-token"
 N_CUSTOMERS = 10
 N_PURCHASES = 150
 LOAD_THREADS = 6          # paced, for the restart: the load outlasts the outage
-KILL_LOAD_THREADS = 12    # unpaced, more than gunicorn's 2 x 4 threads: the killed worker has requests in hand
+KILL_LOAD_THREADS = 12    # unpaced, more than gunicorn's 2 workers x 2 threads: the killed worker has requests in hand
 REQUEST_TIMEOUT = 15       # one HTTP request
 _http = partial(http, timeout=REQUEST_TIMEOUT)
 LOAD_TIMEOUT = 45          # the whole load

@@ -1,0 +1,128 @@
+"""Where a checkout request spends its time, in-process (no gunicorn, no load generator).
+
+Starts a throwaway PostgreSQL (scripts/pg-test-server.sh), seeds customers through the use cases,
+then drives `POST /v1/purchases` and `GET /v1/customers/{id}/balances` through the Flask test client
+and prints, per request: the SQL statements issued, wall time, the Python process's CPU time, and
+the time spent inside the driver's execute (the database's share plus the wire). With --profile,
+the top functions by own time (cProfile).
+
+    .venv/bin/python bench/profile_checkout.py [--requests 1000] [--profile]
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import PG_SCRIPT, free_port, pg_bindir, seed  # noqa: E402
+
+CUSTOMERS = 200
+
+
+def measure(name: str, call, requests: int, engine, profile: bool) -> dict:  # noqa: ANN001
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    in_execute = [0.0]
+    started: dict[int, float] = {}
+
+    def before(conn, cursor, statement, params, context, executemany):  # noqa: ANN001, ANN202
+        statements.append(" ".join(statement.split()[:4]))
+        started[id(cursor)] = time.perf_counter()
+
+    def after(conn, cursor, statement, params, context, executemany):  # noqa: ANN001, ANN202
+        in_execute[0] += time.perf_counter() - started.pop(id(cursor), time.perf_counter())
+
+    for i in range(50):  # warm up: caches, prepared statements
+        call(f"warm-{i}")
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        call("one")
+        one = list(statements)
+        statements.clear()
+        in_execute[0] = 0.0
+        profiler = cProfile.Profile() if profile else None
+        if profiler:
+            profiler.enable()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(requests):
+            call(str(i))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if profiler:
+            profiler.disable()
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    result = {"statements_per_request": len(one), "statements": one,
+              "wall_ms": round(wall / requests * 1000, 3), "python_cpu_ms": round(cpu / requests * 1000, 3),
+              "in_execute_ms": round(in_execute[0] / requests * 1000, 3)}
+    print(f"\n{name}: {result['statements_per_request']} statements, {result['wall_ms']} ms wall, "
+          f"{result['python_cpu_ms']} ms Python CPU, {result['in_execute_ms']} ms inside execute (per request)")
+    for statement in one:
+        print(f"    {statement}")
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        print(out.getvalue()[out.getvalue().index("ncalls"):])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-profile-"))
+    port = free_port()
+    subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(port)], check=True,
+                   stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run([str(pg_bindir() / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "ledger"], check=True)
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/ledger"
+        keys = seed(url, CUSTOMERS)
+        os.environ.setdefault("LEDGER_OPERATOR_TOKEN", "profile")
+        from api import create_app
+
+        app = create_app({"DATABASE_URL": url})
+        client = app.test_client()
+        engine = app.extensions["ledger"].engines.write
+        headers = {"Authorization": f"Bearer {keys['storefront']}", "Content-Type": "application/json"}
+        rng = random.Random(7)
+
+        def purchase(tag: str) -> None:
+            body = {"order_id": f"p-{tag}", "customer_id": f"c-{rng.randrange(CUSTOMERS)}", "amount": 1234,
+                    "currency": "EUR"}
+            response = client.post("/v1/purchases", headers=headers, data=json.dumps(body))
+            assert response.status_code == 201, response.get_data(as_text=True)
+
+        def balances(_tag: str) -> None:
+            response = client.get(f"/v1/customers/c-{rng.randrange(CUSTOMERS)}/balances", headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)
+
+        measure("POST /v1/purchases", purchase, args.requests, engine, args.profile)
+        measure("GET /v1/customers/{id}/balances", balances, args.requests, engine, args.profile)
+        app.extensions["ledger"].engines.dispose()
+        return 0
+    finally:
+        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False, stdout=subprocess.DEVNULL)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The checkout path's statement budget (issue 7): what a purchase, a hold and a balance read send
+to the database. Counted, not timed: a change that adds a round trip to the hot path fails here,
+and the benchmark (`make bench`) says what each one costs."""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy import event
+
+ON_PG = os.environ.get("LEDGER_TEST_BACKEND", "sqlite") == "postgresql"
+
+
+@contextmanager
+def statements(app: Any) -> Iterator[list[str]]:
+    """The SQL statements the service sends while the block runs, by their first words."""
+    seen: list[str] = []
+    engines = app.extensions["ledger"].engines
+    targets = {id(e): e for e in (engines.read, engines.write)}.values()  # one engine on PostgreSQL
+
+    def record(conn, cursor, statement, params, context, executemany):  # noqa: ANN001, ANN202
+        seen.append(" ".join(statement.split()[:3]))
+
+    for engine in targets:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in targets:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def _round_trips(seen: list[str]) -> list[str]:
+    """Statements that cost a round trip on PostgreSQL. SQLite's explicit BEGIN is not one (psycopg
+    sends BEGIN itself, unseen here), and SQLite inserts a booking's entries one row per call in
+    process (PostgreSQL: one statement)."""
+    out: list[str] = []
+    for statement in seen:
+        if statement.startswith("BEGIN"):
+            continue
+        if out and statement == out[-1] == "INSERT INTO entries":
+            continue
+        out.append(statement)
+    return out
+
+
+def test_a_purchase_with_nothing_due_is_eight_statements_on_postgresql(app, client, program, enrol, buy):
+    """claim, lock (with the program), accounts and upkeep flags, the booking, the purchase row, its
+    pending cashback release, its points lot, the stored answer. SQLite books in four statements
+    what PostgreSQL books in one."""
+    enrol(program, "c-1")
+    assert buy(program, "warm", "c-1", 1_000).status_code == 201  # the key is now cached
+    with statements(app) as seen:
+        assert buy(program, "O-1", "c-1", 12_345).status_code == 201
+    trips = _round_trips(seen)
+    assert not any("api_keys" in s for s in seen), seen  # the key came from the worker's cache
+    assert not any(s.startswith("SELECT pending_releases") or s.startswith("SELECT redemptions")
+                   for s in seen), seen  # nothing due, nothing captured: those reads are skipped
+    assert len(trips) == (8 if ON_PG else 11), trips
+    assert trips[0] == "INSERT INTO idempotency_records" and trips[-1] == "UPDATE idempotency_records SET"
+
+
+def test_due_value_is_still_released_before_the_purchase_books(app, client, program, enrol, buy, clock):
+    """The flags skip the release query only when nothing is due: 31 days later the cashback held
+    30 days is released by the next purchase, in the same request."""
+    enrol(program, "c-1")
+    buy(program, "O-1", "c-1", 10_000)
+    clock.advance(days=31)
+    with statements(app) as seen:
+        response = buy(program, "O-2", "c-1", 10_000)
+    assert response.status_code == 201
+    assert any("pending_releases" in s and s.startswith("SELECT") for s in seen), seen
+    balances = response.get_json()["balances"]
+    assert balances["cashback"]["available"] == 200 and balances["cashback"]["pending"] == 200
+
+
+def test_a_hold_is_at_most_eight_statements_on_postgresql(app, client, program, enrol, buy):
+    enrol(program, "c-1")
+    buy(program, "O-1", "c-1", 50_000)
+    with statements(app) as seen:
+        response = client.post("/v1/redemptions", json={"redemption_id": "R-1", "customer_id": "c-1",
+                                                         "asset": "points", "amount": 100},
+                               headers=program.headers("storefront"))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    trips = _round_trips(seen)
+    assert len(trips) <= (8 if ON_PG else 11), trips
+    assert not any(s.startswith("SELECT programs") for s in seen), seen  # read with the customer's lock
+
+
+def test_a_balance_read_is_one_statement(app, client, program, enrol, buy):
+    enrol(program, "c-1")
+    buy(program, "O-1", "c-1", 10_000)
+    client.get("/v1/customers/c-1/balances", headers=program.headers("app"))  # caches the app key
+    with statements(app) as seen:
+        response = client.get("/v1/customers/c-1/balances", headers=program.headers("app"))
+    assert response.status_code == 200
+    assert [s for s in seen if not s.startswith("BEGIN")] == ["SELECT programs.currency, accounts.path,"], seen
