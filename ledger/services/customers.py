@@ -51,7 +51,11 @@ def enrol_or_update(uow: UnitOfWork, clock: Clock, program_id: str, customer_id:
 
 
 def require_customer(uow: UnitOfWork, program_id: str, customer_id: str, *, lock: bool = False) -> Customer:
-    customer = (uow.customers.lock if lock else uow.customers.get)(program_id, customer_id)
+    return enrolled((uow.customers.lock if lock else uow.customers.get)(program_id, customer_id), customer_id)
+
+
+def enrolled(customer: Customer | None, customer_id: str) -> Customer:
+    """The customer found for `customer_id`; 404 `customer_not_found` when there is none."""
     if customer is None:
         raise CustomerNotFound(f"customer {customer_id!r} is not enrolled in this program")
     return customer

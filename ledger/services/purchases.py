@@ -17,9 +17,10 @@ from ..domain.programs import Program
 from ..domain.earning import EarningResult, OrderToEarn, PurchaseLine, check_lines_reconcile
 from ..domain.earning_config import EarningConfig
 from ..domain.expiry import lot_expires_at
-from ..domain.errors import CurrencyMismatch, CustomerNotFound, PurchaseNotFound, ValidationFailed
+from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from . import achievements, referrals
+from .customers import enrolled
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
 from .lots import available_points, credit_lot
@@ -99,8 +100,7 @@ def _program_and_customer(uow: UnitOfWork, program_id: str, cmd: PurchaseCommand
         program, customer = uow.programs.get(program_id), uow.customers.get(program_id, cmd.customer_id)
     if cmd.currency != program.settings.currency:
         raise CurrencyMismatch(f"this program's currency is {program.settings.currency}, not {cmd.currency}")
-    if customer is None:
-        raise CustomerNotFound(f"customer {cmd.customer_id!r} is not enrolled in this program")
+    customer = enrolled(customer, cmd.customer_id)
     customer.refuse_unless_active("earn")
     return program, customer
 

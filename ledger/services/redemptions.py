@@ -18,12 +18,12 @@ from ..domain import describe
 from ..domain.accounts import Asset, Bucket, house_account
 from ..domain.customers import Balances, Customer
 from ..domain.errors import (
-    BelowMinRedeem, CaptureExceedsHold, CustomerNotFound, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
+    BelowMinRedeem, CaptureExceedsHold, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
     RedemptionNotFound, RedemptionNotHeld,
 )
 from ..domain.programs import Program
 from ..domain.transactions import Posting, Reference, TransactionDraft, transfer
-from .customers import require_customer
+from .customers import enrolled, require_customer
 from .lots import consume_lots
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
@@ -87,8 +87,7 @@ def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand,
         if value > ceiling:
             raise ExceedsMaxRedeemShare(
                 f"at most {ceiling} minor units of this order may be paid with points or cashback", max_value=ceiling)
-    if customer is None:
-        raise CustomerNotFound(f"customer {cmd.customer_id!r} is not enrolled in this program")
+    customer = enrolled(customer, cmd.customer_id)
     customer.refuse_unless_active("redeem")
     prepare_customer_for_write(uow, now, program, customer, ctx)
     available = uow.ledger.customer_balances(customer)[customer.account(cmd.asset, Bucket.AVAILABLE)]
