@@ -41,10 +41,21 @@ def credit_lot(uow: UnitOfWork, settings: ProgramSettings, customer: Customer, a
                expires_at: datetime | None = None) -> None:
     """Record a lot for `amount` credited points. `available_before` is the available balance before a
     credit to `available` (None for a credit to `pending`): a negative one is repaid first."""
-    lot_id = uow.lots.add(
-        program_id=customer.program_id, customer_pk=customer.pk, transaction_id=transaction_id, source=source,
-        amount=amount, remaining=amount, value_at_issue=settings.points_value(amount),
-        issued_at=now, available_at=available_at, expires_at=expires_at)
+    lot = new_lot(settings, customer, amount, transaction_id, source, now, available_at, expires_at)
+    repay_debt_from_lot(uow, uow.lots.add(**lot), amount, transaction_id, available_before)
+
+
+def new_lot(settings: ProgramSettings, customer: Customer, amount: int, transaction_id: str, source: str,
+            now: datetime, available_at: datetime, expires_at: datetime | None) -> dict:
+    """The row of a lot for `amount` credited points, valued at today's redemption rate."""
+    return dict(program_id=customer.program_id, customer_pk=customer.pk, transaction_id=transaction_id, source=source,
+                amount=amount, remaining=amount, value_at_issue=settings.points_value(amount),
+                issued_at=now, available_at=available_at, expires_at=expires_at)
+
+
+def repay_debt_from_lot(uow: UnitOfWork, lot_id: int, amount: int, transaction_id: str,
+                        available_before: int | None) -> None:
+    """A credit to a negative `available` repays that debt first: the new lot is consumed by it."""
     if available_before is not None and available_before < 0:
         uow.lots.consume([(lot_id, min(amount, -available_before))], transaction_id)
 

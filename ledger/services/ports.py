@@ -114,6 +114,10 @@ class LedgerRepository(Protocol):
 
 class PurchaseRepository(Protocol):
     def add(self, **fields: Any) -> int: ...
+    def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
+                                  lot: dict[str, Any] | None) -> tuple[int, int | None]:
+        """The purchase row, its pending releases (asset, amount, release_at) and its points lot, in
+        one round trip where the database allows; returns (purchase pk, lot id or None)."""
     def order_id_of(self, purchase_pk: int) -> str: ...
     def get(self, program_id: str, order_id: str) -> dict[str, Any] | None: ...
 

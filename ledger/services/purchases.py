@@ -23,7 +23,7 @@ from . import achievements, referrals
 from .customers import enrolled
 from .ports import BookingContext, UnitOfWork
 from .queries import balances_of
-from .lots import available_points, credit_lot
+from .lots import available_points, new_lot, repay_debt_from_lot
 from .earning import config_for, earn, paid_with_rewards, record_awards
 from .tiers import upgrade_after_purchase
 from .upkeep import prepare_customer_for_write
@@ -143,25 +143,26 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         )
         transaction_id = uow.ledger.post(program_id, draft, ctx, now, customer).id
 
-    purchase_pk = uow.purchases.add(
+    releases = [{"asset": asset.value, "amount": amount, "release_at": release_at[asset]}
+                for asset, amount in amounts.items() if amount > 0 and release_at[asset]]
+    lot = None
+    if result.points > 0:
+        points_available_at = release_at[Asset.POINTS] or now
+        lot = new_lot(settings, customer, result.points, transaction_id, "purchase", now, points_available_at,
+                      lot_expires_at(settings, points_available_at))
+    purchase_pk, lot_id = uow.purchases.add_with_releases_and_lot(dict(
         program_id=program_id, order_id=cmd.order_id, customer_pk=customer.pk, transaction_id=transaction_id,
         amount=cmd.amount, currency=cmd.currency, tax=cmd.tax, shipping=cmd.shipping, channel=cmd.channel,
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
         points_earned=result.points, cashback_earned=result.cashback, occurred_at=occurred_at, recorded_at=now,
         earn_rates=earn_rates(settings), config_version=config.version or None,
         earning={"paid": paid, "facts": facts.to_dict(), "trace": result.trace, "base_settings": base_settings(settings)},
-    )
-    record_awards(uow, program, config, customer, purchase_pk, result, occurred_at)
-    for asset, amount in amounts.items():
-        if amount > 0 and release_at[asset]:
-            uow.releases.add(program_id=program_id, customer_pk=customer.pk, purchase_id=purchase_pk,
-                             asset=asset.value, amount=amount, release_at=release_at[asset])
-    if result.points > 0:
+    ), releases, lot)
+    if lot_id is not None:
         pending = release_at[Asset.POINTS] is not None
-        available_at = release_at[Asset.POINTS] or now
-        credit_lot(uow, settings, customer, result.points, transaction_id, "purchase", now,
-                   available_at=available_at, available_before=None if pending else points_available_before,
-                   expires_at=lot_expires_at(settings, available_at))
+        repay_debt_from_lot(uow, lot_id, result.points, transaction_id,
+                            None if pending else points_available_before)
+    record_awards(uow, program, config, customer, purchase_pk, result, occurred_at)
     upgrade_after_purchase(uow, now, program, config, customer, purchase_pk, ctx)
     rewards = (referrals.qualify(uow, now, program, customer, purchase_pk, cmd.order_id, cmd.amount, occurred_at, ctx)
                if customer.referred_by_pk is not None else [])

@@ -257,6 +257,14 @@ class FakeLedger(_Repo):
 
 
 class FakePurchases(_Repo):
+    def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
+                                  lot: dict[str, Any] | None) -> tuple[int, int | None]:
+        pk = self.add(**purchase)
+        for release in releases:
+            self._uow.releases.add(program_id=purchase["program_id"], customer_pk=purchase["customer_pk"],
+                                   purchase_id=pk, **release)
+        return pk, self._uow.lots.add(**lot) if lot is not None else None
+
     def add(self, **fields: Any) -> int:
         s = self._s
         if any(p["program_id"] == fields["program_id"] and p["order_id"] == fields["order_id"]
