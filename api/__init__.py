@@ -85,8 +85,6 @@ class LedgerService:
                 if len(self._keys) >= MAX_CACHED_KEYS:
                     self._keys.clear()
                 self._keys[key_hash] = (self.monotonic(), key)
-        if key.revoked_at is not None:
-            return None
         now = self.clock.now()
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
             with self.uow(write=True) as uow:

@@ -7,9 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterator
 
-from sqlalchemy import func, select
-from sqlalchemy import Connection
-
+from sqlalchemy import Connection, func, select
 from .engagement_repos import EVENTS
 from .repositories import CUSTOMERS, LOTS, PURCHASES, REFUNDS
 

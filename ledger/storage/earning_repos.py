@@ -4,9 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy import Connection
-
+from sqlalchemy import Connection, func, insert, select, update
 from .repositories import CUSTOMERS, LOTS, PROGRAM_CHANGES, PROGRAMS, PURCHASES, REDEMPTIONS, REFUNDS, _insert_ignore
 from .tables import CampaignBudgetRow, EarningAwardRow, EarningConfigVersionRow, RedemptionEventRow, TierChangeRow
 

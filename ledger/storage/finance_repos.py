@@ -6,9 +6,7 @@ import time
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import BigInteger, case, cast, func, insert, literal, select, text, update
-from sqlalchemy import Connection
-
+from sqlalchemy import BigInteger, Connection, case, cast, func, insert, literal, select, text, update
 from .repositories import ACCOUNTS, CUSTOMERS, ENTRIES, LOT_CONSUMPTIONS, LOTS, REDEMPTIONS, REFUNDS, RELEASES, \
     TRANSACTIONS, PURCHASES
 from .tables import AdjustmentRow, BalanceRollupRow, ChainSealRow, LedgerPeriodRow, ReversalRow

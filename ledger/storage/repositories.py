@@ -6,9 +6,8 @@ import json
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy import Connection
 
 from ..domain import chain
 from ..domain.errors import AmountTooLarge
@@ -19,6 +18,7 @@ from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
+from .types import refuse_naive
 from .tables import (
     AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, LotConsumptionRow, PendingReleaseRow, PointsLotRow,
     ProgramChangeRow, ProgramRow, PurchaseRow, RedemptionEventRow, RedemptionRow, RefundRow, TransactionRow,
@@ -157,12 +157,8 @@ class SqlCustomers:
                         tier_manual_until=row.tier_manual_until, referral_code=row.referral_code,
                         referred_by_pk=row.referred_by_pk)
 
-    def _select(self, program_id: str, customer_id: str):  # noqa: ANN202
-        return select(CUSTOMERS).where(
-            CUSTOMERS.c.program_id == program_id, CUSTOMERS.c.customer_id == customer_id)
-
     def get(self, program_id: str, customer_id: str) -> Customer | None:
-        row = self.s.execute(self._select(program_id, customer_id)).first()
+        row = self.s.execute(_CUSTOMER_BY_ID, {"program_id": program_id, "customer_id": customer_id}).first()
         return self._customer(row) if row else None
 
     def lock(self, program_id: str, customer_id: str) -> Customer | None:
@@ -313,24 +309,20 @@ SELECT purchase.id, (SELECT id FROM lot) AS lot_id FROM purchase
 """
 
 
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
 # Built once: constructing this statement cost more than running it.
 _BALANCE_VIEW = _balance_view()
 _CUSTOMER_ACCOUNTS = _customer_accounts()
 _ACCOUNTS_FOR_WRITE = _accounts_for_write()
 _PROGRAM_BY_ID = select(PROGRAMS).where(PROGRAMS.c.id == bindparam("program_id"))
 # FOR NO KEY UPDATE (key_share): see SqlCustomers.lock.
-_LOCK_CUSTOMER = (select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("program_id"),
-                                          CUSTOMERS.c.customer_id == bindparam("customer_id"))
-                  .with_for_update(key_share=True))
+_CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("program_id"),
+                                         CUSTOMERS.c.customer_id == bindparam("customer_id"))
+_LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
 _LOCK_CUSTOMER_WITH_PROGRAM = (
-    select(CUSTOMERS, PROGRAMS.c.settings.label("program_settings"), PROGRAMS.c.created_at.label("program_created_at"),
-           PROGRAMS.c.earning_version.label("program_earning_version"))
+    _CUSTOMER_BY_ID.add_columns(PROGRAMS.c.settings.label("program_settings"),
+                                PROGRAMS.c.created_at.label("program_created_at"),
+                                PROGRAMS.c.earning_version.label("program_earning_version"))
     .join_from(CUSTOMERS, PROGRAMS, PROGRAMS.c.id == CUSTOMERS.c.program_id)
-    .where(CUSTOMERS.c.program_id == bindparam("program_id"), CUSTOMERS.c.customer_id == bindparam("customer_id"))
     .with_for_update(of=CUSTOMERS, key_share=True))
 _INSERT_ENTRIES = insert(ENTRIES).returning(ENTRIES.c.seq, sort_by_parameter_order=True)
 _UPDATE_BALANCES = (update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("account_id"))
@@ -481,9 +473,7 @@ class SqlLedger:
         """PostgreSQL: what SQLite books in four statements in one (`_BOOK_ON_POSTGRESQL`).
         Returns the transaction's seq and the entries' seqs in posting order."""
         # Bound as the column types would bind them (the text bypasses them): JSON as text, aware instants.
-        for instant in (transaction["occurred_at"], transaction["recorded_at"]):
-            if instant.tzinfo is None:
-                raise ValueError("naive datetime refused: every instant carries an offset")
+        refuse_naive(transaction["occurred_at"], transaction["recorded_at"])
         params = {**transaction, "details": json.dumps(transaction["details"]), "chain_head": head,
                   "e_account_id": [r["account_id"] for r in rows], "e_asset": [r["asset"] for r in rows],
                   "e_amount": [r["amount"] for r in rows], "e_balance_after": [r["balance_after"] for r in rows],
@@ -553,19 +543,17 @@ class SqlPurchases:
         if self.s.dialect.name != "postgresql":
             pk = self.add(**purchase)
             for release in releases:
-                self.s.execute(_insert_returning(RELEASES, "id"), dict(
-                    program_id=purchase["program_id"], customer_pk=purchase["customer_pk"], purchase_id=pk, **release))
-            lot_id = self.s.execute(_insert_returning(LOTS, "id"), lot).scalar_one() if lot is not None else None
-            return pk, lot_id
-        instants = [purchase["occurred_at"], purchase["recorded_at"], *(r["release_at"] for r in releases)]
-        if lot is not None:
-            instants += [lot["issued_at"], lot["available_at"], lot["expires_at"]]
-        if any(i is not None and i.tzinfo is None for i in instants):
-            raise ValueError("naive datetime refused: every instant carries an offset")
+                SqlReleases(self.s).add(program_id=purchase["program_id"], customer_pk=purchase["customer_pk"],
+                                        purchase_id=pk, **release)
+            return pk, SqlLots(self.s).add(**lot) if lot is not None else None
+        # Bound as the column types would bind them (the text bypasses them): JSON as text (None as
+        # JSON null, as SQLAlchemy's JSON type stores it), aware instants.
+        refuse_naive(purchase["occurred_at"], purchase["recorded_at"], *(r["release_at"] for r in releases),
+                     *((lot["issued_at"], lot["available_at"], lot["expires_at"]) if lot is not None else ()))
         lot = lot or {}
         params = {**purchase, **{f"l_{k}": lot.get(k) for k in _LOT_COLUMNS}, "has_lot": bool(lot),
-                  "lines": _json_or_none(purchase["lines"]), "earn_rates": _json_or_none(purchase["earn_rates"]),
-                  "earning": _json_or_none(purchase["earning"]),
+                  "lines": json.dumps(purchase["lines"]), "earn_rates": json.dumps(purchase["earn_rates"]),
+                  "earning": json.dumps(purchase["earning"]),
                   "r_asset": [r["asset"] for r in releases], "r_amount": [r["amount"] for r in releases],
                   "r_release_at": [r["release_at"] for r in releases]}
         row = self.s.exec_driver_sql(_PURCHASE_ON_POSTGRESQL, params).one()

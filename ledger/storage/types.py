@@ -10,6 +10,12 @@ from sqlalchemy.types import TypeDecorator
 BigIntPK = BigInteger().with_variant(Integer, "sqlite")
 
 
+def refuse_naive(*instants: datetime | None) -> None:
+    """Every instant bound to the database carries an offset (None is no instant)."""
+    if any(i is not None and i.tzinfo is None for i in instants):
+        raise ValueError("naive datetime refused: every instant carries an offset")
+
+
 class UTCDateTime(TypeDecorator):
     """Aware datetimes stored in UTC; SQLite would otherwise hand back naive local offsets."""
 
@@ -19,8 +25,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect):  # noqa: ANN001
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime refused: every instant carries an offset")
+        refuse_naive(value)
         value = value.astimezone(timezone.utc)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-
 from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
 from .engagement_repos import SqlAchievements, SqlEvents, SqlLeaderboard, SqlReferrals
 from .engine import Engines
