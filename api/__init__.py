@@ -37,7 +37,47 @@ class Api(flask_smorest.Api):
 
     ERROR_SCHEMA = Problem
 
+    # The document is built when first read (/openapi.json, /openapi.yaml, `make openapi`), not
+    # while the app is created: describing every route is most of create_app's time, which every
+    # gunicorn worker and every test's app would otherwise pay. Steps run in their original order.
+    @property
+    def spec(self):  # noqa: ANN201
+        later = self.__dict__.get("_document_later")
+        if later:
+            self._document_later = []
+            for step in later:
+                step()
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value) -> None:  # noqa: ANN001
+        self._spec = value
+
+    def _later(self, step: Callable[[], Any]) -> None:
+        self.__dict__.setdefault("_document_later", []).append(step)
+
+    def register_blueprint(self, blp, *, parameters=None, **options) -> None:  # noqa: ANN001
+        """Routes now; their description when the document is first read."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+
+        def document() -> None:
+            blp.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
+            self._spec.tag({"name": name, "description": blp.description})
+
+        self._later(document)
+
     def _register_responses(self) -> None:
+        self._later(self._document_responses)
+
+    def _register_etag_headers(self) -> None:
+        self._later(super()._register_etag_headers)
+
+    def _register_pagination_header(self) -> None:
+        self._later(super()._register_pagination_header)
+
+    def _document_responses(self) -> None:
         from flask_smorest.utils import prepare_response
         import http
 
