@@ -97,6 +97,24 @@ class Api(flask_smorest.Api):
         """Our own handlers (api.errors) answer every error; smorest's would not be problem+json."""
 
 
+class LedgerFlask(Flask):
+    """Flask, answering `ensure_sync` once per function instead of on every call: Flask asks
+    `inspect` whether each view and hook is a coroutine function several times per request."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ensured: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        try:
+            return self._ensured[func]
+        except KeyError:
+            ensured = self._ensured[func] = super().ensure_sync(func)
+            return ensured
+        except TypeError:  # unhashable
+            return super().ensure_sync(func)
+
+
 class LedgerService:
     """What the routes reach through `current_app.extensions["ledger"]`."""
 
@@ -143,7 +161,7 @@ class LedgerService:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .settings import Settings
 
-    app = Flask(__name__)
+    app = LedgerFlask(__name__)
     settings = Settings.from_env()
     overrides = test_config or {}
     settings = Settings(

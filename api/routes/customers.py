@@ -15,16 +15,22 @@ from ..cursors import decode_cursor, encode_cursor
 from ledger.domain.errors import ValidationFailed
 
 from ..http import (
-    Blueprint, booking_context, idempotent_write, json_response, plain, principal, program_id, read, requires, write,
+    Blueprint, booking_context, idempotent_write, json_response, principal, program_id, read, requires, write,
 )
-from ..schemas.common import Balances as BalancesSchema
 from ..schemas.common import PageArgs
 from ..schemas.customers import ActivityPage, CustomerOut, CustomerPath, CustomerPut
 from ..schemas.finance import AsOfArgs, AsOfBalancesOut, ClosureOut, ErasureOut
 from .programs import ALL_ROLES
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Enrolled customers")
-_BALANCES = BalancesSchema()
+def balances_body(balances: Balances) -> dict:
+    """Exactly what the `Balances` schema dumps, built directly: this is the hottest read, and the
+    generic dump was a tenth of its time. tests/api/test_fast_paths.py holds the two equal."""
+    points, cashback = balances.points, balances.cashback
+    return {"currency": balances.currency,
+            "points": {"available": points.available, "pending": points.pending, "reserved": points.reserved},
+            "cashback": {"available": cashback.available, "pending": cashback.pending,
+                         "reserved": cashback.reserved}}
 
 
 def customer_dict(customer: Customer, balances: Balances) -> dict:
@@ -86,7 +92,7 @@ def get_balances(customer_id: str, as_of: datetime | None = None) -> Response:
         return json_response(AsOfBalancesOut().dump({"currency": currency, **balances_, "as_of": as_of}))
     now = ledger.clock.now()
     balances = read(lambda uow: queries.customer_balances(uow, now, program_id(), customer_id), single_statement=True)
-    return json_response(_BALANCES.dump(plain(balances)))
+    return json_response(balances_body(balances))
 
 
 @blp.route("/<customer_id>/personal-data", methods=["DELETE"])

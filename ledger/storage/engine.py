@@ -7,7 +7,6 @@ failing with SQLITE_BUSY on a read-then-write upgrade.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, create_engine, event
@@ -25,18 +24,17 @@ class Engines:
     def dialect(self) -> str:
         return self.write.dialect.name
 
-    @functools.cached_property
+    autocommit: Engine | None = None
+
+    @property
     def autocommit_read(self) -> Engine:
-        """The read engine without BEGIN/ROLLBACK (PostgreSQL), for one-statement reads; made once,
-        since `execution_options` builds a new engine proxy each call."""
-        if self.dialect != "postgresql":
-            return self.read
-        return self.read.execution_options(isolation_level="AUTOCOMMIT")
+        """For one-statement reads: on PostgreSQL an engine of its own whose connections stay in
+        autocommit (no BEGIN/ROLLBACK round trips, and no switching the isolation level per checkout)."""
+        return self.autocommit or self.read
 
     def dispose(self) -> None:
-        self.read.dispose()
-        if self.write is not self.read:
-            self.write.dispose()
+        for engine in {id(e): e for e in (self.read, self.write, self.autocommit) if e is not None}.values():
+            engine.dispose()
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
@@ -64,15 +62,18 @@ def make_engines(url: str, *, pool_size: int = 10) -> Engines:
     if backend == "sqlite":
         return Engines(read=_sqlite_engine(url, "BEGIN"), write=_sqlite_engine(url, "BEGIN IMMEDIATE"))
     if backend == "postgresql":
-        engine = create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            # No pre-ping round trip per checkout: a dropped connection surfaces as a retryable
-            # error (services/writes.py), the pool is invalidated, and the retry reconnects.
-            pool_pre_ping=False,
-            pool_recycle=1800,
-            isolation_level="READ COMMITTED",
-        )
-        return Engines(read=engine, write=engine)
+        def engine(isolation_level: str) -> Engine:
+            return create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                # No pre-ping round trip per checkout: a dropped connection surfaces as a retryable
+                # error (services/writes.py), the pool is invalidated, and the retry reconnects.
+                pool_pre_ping=False,
+                pool_recycle=1800,
+                isolation_level=isolation_level,
+            )
+
+        shared = engine("READ COMMITTED")
+        return Engines(read=shared, write=shared, autocommit=engine("AUTOCOMMIT"))
     raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")

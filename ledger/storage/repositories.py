@@ -18,6 +18,7 @@ from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
+from .driver import Prepared, driver_rows
 from .types import refuse_naive
 from .tables import (
     AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, LotConsumptionRow, PendingReleaseRow, PointsLotRow,
@@ -171,8 +172,7 @@ class SqlCustomers:
     def lock_with_program(self, program_id: str, customer_id: str) -> tuple[Program, Customer | None]:
         """The program and the customer's lock in one statement. The program row is as of the
         statement's start, as if read just before taking the lock."""
-        row = self.s.execute(_LOCK_CUSTOMER_WITH_PROGRAM, {"program_id": program_id,
-                                                            "customer_id": customer_id}).first()
+        row = _LOCK_CUSTOMER_WITH_PROGRAM.first(self.s, {"program_id": program_id, "customer_id": customer_id})
         if row is None:
             return SqlPrograms(self.s).get(program_id), None
         program = Program(id=program_id, settings=ProgramSettings.from_dict(row.program_settings),
@@ -310,15 +310,15 @@ SELECT purchase.id, (SELECT id FROM lot) AS lot_id FROM purchase
 
 
 # Built once: constructing this statement cost more than running it.
-_BALANCE_VIEW = _balance_view()
+_BALANCE_VIEW = Prepared(_balance_view())
 _CUSTOMER_ACCOUNTS = _customer_accounts()
-_ACCOUNTS_FOR_WRITE = _accounts_for_write()
+_ACCOUNTS_FOR_WRITE = Prepared(_accounts_for_write())
 _PROGRAM_BY_ID = select(PROGRAMS).where(PROGRAMS.c.id == bindparam("program_id"))
 # FOR NO KEY UPDATE (key_share): see SqlCustomers.lock.
 _CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("program_id"),
                                          CUSTOMERS.c.customer_id == bindparam("customer_id"))
 _LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
-_LOCK_CUSTOMER_WITH_PROGRAM = (
+_LOCK_CUSTOMER_WITH_PROGRAM = Prepared(
     _CUSTOMER_BY_ID.add_columns(PROGRAMS.c.settings.label("program_settings"),
                                 PROGRAMS.c.created_at.label("program_created_at"),
                                 PROGRAMS.c.earning_version.label("program_earning_version"))
@@ -329,8 +329,12 @@ _UPDATE_BALANCES = (update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("account_i
                     .values(balance=bindparam("new_balance"), last_seq=bindparam("new_last_seq")))
 _UPDATE_CHAIN_HEAD = (update(CUSTOMERS).where(CUSTOMERS.c.pk == bindparam("customer_pk"))
                       .values(chain_head=bindparam("new_head")))
-_COMPLETE_IDEMPOTENCY = (update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == bindparam("record_id"))
-                         .values(status_code=bindparam("new_status"), body=bindparam("new_body")))
+_COMPLETE_IDEMPOTENCY = Prepared(update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == bindparam("record_id"))
+                                  .values(status_code=bindparam("new_status"), body=bindparam("new_body")))
+_CLAIM_ON_POSTGRESQL = Prepared(
+    postgresql.insert(IDEMPOTENCY)
+    .values(**{name: bindparam(f"claim_{name}") for name in ("program_id", "scope", "key", "fingerprint", "created_at")})
+    .on_conflict_do_nothing().returning(IDEMPOTENCY.c.id))
 
 
 class SqlLedger:
@@ -392,7 +396,7 @@ class SqlLedger:
 
     def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:
         """The accounts (as `_load_customer_accounts`) and what upkeep is due, in one statement after the lock."""
-        rows = self.s.execute(_ACCOUNTS_FOR_WRITE, {"customer_pk": customer.pk, "now": now}).all()
+        rows = _ACCOUNTS_FOR_WRITE.all(self.s, {"customer_pk": customer.pk, "now": now})
         self._remember_accounts(customer, rows)
         if not rows:
             return UpkeepDue()
@@ -479,19 +483,20 @@ class SqlLedger:
                   "e_amount": [r["amount"] for r in rows], "e_balance_after": [r["balance_after"] for r in rows],
                   "e_chain_hash": [r["chain_hash"] for r in rows],
                   "b_account_id": list(new_balances), "b_balance": list(new_balances.values())}
-        booked = self.s.exec_driver_sql(_BOOK_ON_POSTGRESQL, params).all()
+        booked = driver_rows(self.s, _BOOK_ON_POSTGRESQL, params)
         return booked[0].transaction_seq, [r.seq for r in booked]
 
     def balance_view(self, program_id: str, customer_id: str,
                      now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
         """(currency, cached balance by path, due pending value per asset, lapsed holds per asset) in one
         statement: the hot balance read (see domain.customers.as_seen for what the customer is shown)."""
-        rows = self.s.execute(_BALANCE_VIEW, {"program_id": program_id, "customer_id": customer_id,
-                                               "now": now}).all()
+        rows = _BALANCE_VIEW.all(self.s, {"program_id": program_id, "customer_id": customer_id, "now": now})
         if not rows:
             return None
-        return (rows[0].currency, {row.path: row.balance for row in rows},
-                {row.asset: row.due for row in rows}, {row.asset: row.lapsed for row in rows})
+        return (rows[0][0], {path: balance for _currency, path, _asset, balance, _due, _lapsed in rows},
+                # sum() of BIGINT is NUMERIC on PostgreSQL: back to int, as every amount is
+                {asset: int(due) for _currency, _path, asset, _balance, due, _lapsed in rows},
+                {asset: int(lapsed) for _currency, _path, asset, _balance, _due, lapsed in rows})
 
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
@@ -556,7 +561,7 @@ class SqlPurchases:
                   "earning": json.dumps(purchase["earning"]),
                   "r_asset": [r["asset"] for r in releases], "r_amount": [r["amount"] for r in releases],
                   "r_release_at": [r["release_at"] for r in releases]}
-        row = self.s.exec_driver_sql(_PURCHASE_ON_POSTGRESQL, params).one()
+        (row,) = driver_rows(self.s, _PURCHASE_ON_POSTGRESQL, params)
         return row.id, row.lot_id
 
     def by_pk(self, purchase_pk: int) -> dict[str, Any]:
@@ -667,9 +672,12 @@ class SqlIdempotency:
 
     def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
         # On PostgreSQL the INSERT waits for a concurrent, uncommitted claim of the same key to end.
-        record_id = self.s.execute(_insert_ignore_for(self.s.dialect.name, IDEMPOTENCY, "id"), dict(
-            program_id=program_id, scope=scope, key=key, fingerprint=fingerprint, created_at=at,
-        )).scalar_one_or_none()
+        values = dict(program_id=program_id, scope=scope, key=key, fingerprint=fingerprint, created_at=at)
+        if self.s.dialect.name == "postgresql":
+            claimed = _CLAIM_ON_POSTGRESQL.first(self.s, {f"claim_{name}": value for name, value in values.items()})
+            record_id = claimed.id if claimed else None
+        else:
+            record_id = self.s.execute(_insert_ignore_for("sqlite", IDEMPOTENCY, "id"), values).scalar_one_or_none()
         if record_id is not None:
             return record_id
         row = self.s.execute(select(IDEMPOTENCY).where(
@@ -679,8 +687,8 @@ class SqlIdempotency:
         return IdempotencyClaim(record_id=row.id, fingerprint=row.fingerprint, answer=answer)
 
     def complete(self, record_id: int, answer: StoredAnswer) -> None:
-        self.s.execute(_COMPLETE_IDEMPOTENCY, {"record_id": record_id, "new_status": answer.status,
-                                               "new_body": answer.body})
+        _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_id, "new_status": answer.status,
+                                           "new_body": answer.body})
 
 
 def _ints(row: Any) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Repositories run SQLAlchemy Core statements on a plain `Connection`: no ORM sess
 bookkeeping cost more than the statements' own round trips on the checkout path)."""
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
 from .engagement_repos import SqlAchievements, SqlEvents, SqlLeaderboard, SqlReferrals
@@ -16,6 +17,11 @@ from .repositories import (
     SqlApiKeys, SqlAudit, SqlCustomers, SqlIdempotency, SqlLedger, SqlLots, SqlPrograms, SqlPurchases, SqlRedemptions,
     SqlRefunds, SqlReleases,
 )
+
+
+def _repository(cls: type) -> Any:
+    """A repository on the unit of work's connection, made on first use (a unit of work is entered once)."""
+    return functools.cached_property(lambda self: cls(self.connection))
 
 
 class SqlUnitOfWork:
@@ -30,29 +36,30 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> "SqlUnitOfWork":
         self.connection = self._engine.connect()
-        s = self.connection
-        self.programs = SqlPrograms(s)
-        self.api_keys = SqlApiKeys(s)
-        self.customers = SqlCustomers(s)
-        self.ledger = SqlLedger(s)
-        self.purchases = SqlPurchases(s)
-        self.lots = SqlLots(s)
-        self.releases = SqlReleases(s)
-        self.idempotency = SqlIdempotency(s)
-        self.audit = SqlAudit(s)
-        self.redemptions = SqlRedemptions(s)
-        self.refunds = SqlRefunds(s)
-        self.earning = SqlEarning(s)
-        self.tiers = SqlTiers(s)
-        self.expiry = SqlExpiry(s)
-        self.referrals = SqlReferrals(s)
-        self.events = SqlEvents(s)
-        self.achievements = SqlAchievements(s)
-        self.leaderboard = SqlLeaderboard(s)
-        self.books = SqlBooks(s)
-        self.corrections = SqlCorrections(s)
-        self.analytics = SqlAnalytics(s)
         return self
+
+    # Repositories are made on first use: a balance read needs one of the twenty-one.
+    programs = _repository(SqlPrograms)
+    api_keys = _repository(SqlApiKeys)
+    customers = _repository(SqlCustomers)
+    ledger = _repository(SqlLedger)
+    purchases = _repository(SqlPurchases)
+    lots = _repository(SqlLots)
+    releases = _repository(SqlReleases)
+    idempotency = _repository(SqlIdempotency)
+    audit = _repository(SqlAudit)
+    redemptions = _repository(SqlRedemptions)
+    refunds = _repository(SqlRefunds)
+    earning = _repository(SqlEarning)
+    tiers = _repository(SqlTiers)
+    expiry = _repository(SqlExpiry)
+    referrals = _repository(SqlReferrals)
+    events = _repository(SqlEvents)
+    achievements = _repository(SqlAchievements)
+    leaderboard = _repository(SqlLeaderboard)
+    books = _repository(SqlBooks)
+    corrections = _repository(SqlCorrections)
+    analytics = _repository(SqlAnalytics)
 
     def __exit__(self, *exc: object) -> None:
         try:

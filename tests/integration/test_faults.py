@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from functools import partial
+from http.client import HTTPException
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -249,7 +250,9 @@ def send(service: Service, order: Order) -> Outcome:
     try:
         status, raw, headers = _http("POST", f"{service.base}/v1/purchases", order.body,
                                      service.headers("storefront", **{"Idempotency-Key": order.key}))
-    except (OSError, ConnectionError) as exc:  # http.client.RemoteDisconnected is a ConnectionResetError
+    except (OSError, ConnectionError, HTTPException) as exc:
+        # No answer: refused, reset (RemoteDisconnected is a ConnectionResetError), or cut off after the
+        # status line (IncompleteRead: the worker died while writing the body). The client must retry.
         return Outcome(status=None, error=repr(exc))
     return Outcome(status=status, raw=raw, headers=headers)
 

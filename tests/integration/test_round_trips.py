@@ -17,7 +17,7 @@ def statements(app: Any) -> Iterator[list[str]]:
     """The SQL statements the service sends while the block runs, by their first words."""
     seen: list[str] = []
     engines = app.extensions["ledger"].engines
-    targets = {id(e): e for e in (engines.read, engines.write)}.values()  # one engine on PostgreSQL
+    targets = {id(e): e for e in (engines.read, engines.write, engines.autocommit_read)}.values()
 
     def record(conn, cursor, statement, params, context, executemany):  # noqa: ANN001, ANN202
         seen.append(" ".join(statement.split()[:3]))
