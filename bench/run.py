@@ -260,7 +260,7 @@ def main() -> int:
     try:
         result: dict = {"started_at": started.isoformat(), "machine": f"{os.cpu_count()} cores",
                         "connections": args.connections, "customers": args.customers, "workers": args.workers,
-                        "threads": args.threads,
+                        "threads": args.threads, "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
                         "duration_s": args.duration, "baselines": {}, "scenarios": {}}
         print(f"pgbench TPC-B-like, {args.connections} connections, {args.duration}s ...", flush=True)
         result["baselines"]["pgbench"] = pgbench(bindir, pg_port, args.duration, args.connections)
