@@ -493,10 +493,9 @@ class SqlLedger:
         rows = _BALANCE_VIEW.all(self.s, {"program_id": program_id, "customer_id": customer_id, "now": now})
         if not rows:
             return None
-        return (rows[0][0], {path: balance for _currency, path, _asset, balance, _due, _lapsed in rows},
-                # sum() of BIGINT is NUMERIC on PostgreSQL: back to int, as every amount is
-                {asset: int(due) for _currency, _path, asset, _balance, due, _lapsed in rows},
-                {asset: int(lapsed) for _currency, _path, asset, _balance, _due, lapsed in rows})
+        # sum() of BIGINT is NUMERIC on PostgreSQL: back to int, as every amount is.
+        return (rows[0].currency, {row.path: row.balance for row in rows},
+                {row.asset: int(row.due) for row in rows}, {row.asset: int(row.lapsed) for row in rows})
 
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
