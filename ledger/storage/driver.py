@@ -45,6 +45,7 @@ class Prepared:
             binds={name: fn for name, fn in compiled._bind_processors.items() if fn is not None},
             row_type=row_type,
             results=results if any(results) else None,
+            returns_rows=bool(columns),
         )
         self._compiled[dialect.name] = entry
         return entry
@@ -59,7 +60,7 @@ class Prepared:
         values = {**c.defaults, **params}
         for name, process in c.binds.items():
             values[name] = process(values[name])
-        raw = _execute(conn, c.sql, values)
+        raw, _cursor = _execute(conn, c.sql, values, c.returns_rows)
         make = c.row_type._make
         if c.results is None:
             return [make(row) for row in raw]
@@ -78,9 +79,10 @@ class _Compiled:
     binds: dict[str, Callable[[Any], Any]]
     row_type: type
     results: list[Callable[[Any], Any] | None] | None
+    returns_rows: bool
 
 
-def _execute(conn: Connection, sql: str, values: dict[str, Any]) -> list[tuple]:
+def _execute(conn: Connection, sql: str, values: dict[str, Any], returns_rows: bool) -> tuple[list[tuple], Any]:
     """Run on the driver's connection with SQLAlchemy's bookkeeping (see the module's docstring)."""
     if not conn.in_transaction():
         conn.begin()  # what SQLAlchemy's autobegin would do, so that commit() commits
@@ -91,33 +93,25 @@ def _execute(conn: Connection, sql: str, values: dict[str, Any]) -> list[tuple]:
             listener(conn, None, sql, values, None, False)
     try:
         cursor = driver.execute(sql, values)
-        raw = []
-        if cursor.description is not None:  # a statement with a result (SELECT, RETURNING)
-            raw = cursor.fetchall()
-            _describe(sql, cursor.description)
+        raw = cursor.fetchall() if returns_rows else []
     except conn.dialect.loaded_dbapi.Error as exc:
         conn._handle_dbapi_exception(exc, sql, values, None, None)
     if events:
         for listener in conn.dispatch.after_cursor_execute:
             listener(conn, None, sql, values, None, False)
-    return raw
+    return raw, cursor
 
 
-_ROW_TYPES: dict[str, type] = {}
-
-
-def _describe(sql: str, description: Any) -> type:
-    row_type = _ROW_TYPES.get(sql)
-    if row_type is None:
-        row_type = _ROW_TYPES[sql] = namedtuple("Row", [column.name for column in description])  # type: ignore[misc]
-    return row_type
+_ROW_TYPES: dict[str, type] = {}  # hand-written statement text -> its row type
 
 
 def driver_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
-    """A hand-written PostgreSQL statement (psycopg's %(name)s parameters, already bound as the columns
-    would bind them) on the driver's connection; rows as named tuples of its result columns."""
-    raw = _execute(conn, sql, params)
-    if not raw:
-        return []
-    make = _ROW_TYPES[sql]._make
+    """A hand-written PostgreSQL statement that returns rows (psycopg's %(name)s parameters, already
+    bound as the columns would bind them) on the driver's connection; rows as named tuples."""
+    raw, cursor = _execute(conn, sql, params, returns_rows=True)
+    row_type = _ROW_TYPES.get(sql)
+    if row_type is None:
+        # psycopg builds `description` anew on each access (an object per column): read once per text.
+        row_type = _ROW_TYPES[sql] = namedtuple("Row", [column.name for column in cursor.description])  # type: ignore[misc]
+    make = row_type._make
     return [make(row) for row in raw]
