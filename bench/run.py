@@ -294,8 +294,9 @@ def main() -> int:
                      ("hold_then_capture", "hold_capture.lua"), ("hot_customer_purchases", "hot_customer.lua"),
                      ("mixed_storefront_app", "mixed.lua")]
         only = {name for name in args.only.split(",") if name}
-        if only - {name for name, _script in scenarios}:
-            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(only))}")
+        unknown = only - {name for name, _script in scenarios}
+        if unknown:
+            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
         for name, script in scenarios:
             if only and name not in only:
                 continue

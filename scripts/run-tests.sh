@@ -21,6 +21,9 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# pytest-xdist arguments for N workers (0: one process).
+xdist() { if [ "$1" != "0" ]; then echo "-n $1"; fi; }
+
 # The cluster lives in memory (/dev/shm) when there is room: every test creates and drops a database
 # of about 470 files, and on a disk file system (ext4 mounted with `discard` here) creating them grew
 # from 15 ms to over 400 ms per database as the run went on; on tmpfs it stays at 10 ms.
@@ -78,9 +81,7 @@ PG_URL=$(bash "$PG" url "$PORT")
 # RUN_TESTS_SERIAL=1 runs them one after the other.
 sqlite_rc=0
 # Two xdist workers for SQLite as well: once the PostgreSQL run ends, its core would otherwise sit idle.
-SQLITE_WORKERS=${RUN_TESTS_SQLITE_WORKERS:-2}
-sqlite_parallel=()
-if [ "$SQLITE_WORKERS" != "0" ]; then sqlite_parallel=(-n "$SQLITE_WORKERS"); fi
+read -ra sqlite_parallel <<<"$(xdist "${RUN_TESTS_SQLITE_WORKERS:-2}")"
 sqlite_log="$DIR/sqlite.log"
 if [ -z "${RUN_TESTS_SERIAL:-}" ]; then
     echo "=== pytest: sqlite (in the background; its output follows the PostgreSQL run) ==="
@@ -90,9 +91,7 @@ fi
 
 # The PostgreSQL run waits on round trips more than it computes: two xdist workers (each test has
 # its own database) keep the whole run near 5.5 minutes. RUN_TESTS_PG_WORKERS=0 runs it in one process.
-PG_WORKERS=${RUN_TESTS_PG_WORKERS:-2}
-pg_parallel=()
-if [ "$PG_WORKERS" != "0" ]; then pg_parallel=(-n "$PG_WORKERS"); fi
+read -ra pg_parallel <<<"$(xdist "${RUN_TESTS_PG_WORKERS:-2}")"
 echo "=== pytest: postgresql ($PG_URL, data in $DIR) ==="
 pg_rc=0
 LEDGER_TEST_BACKEND=postgresql LEDGER_TEST_PG_URL="$PG_URL" \

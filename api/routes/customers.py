@@ -23,6 +23,8 @@ from ..schemas.finance import AsOfArgs, AsOfBalancesOut, ClosureOut, ErasureOut
 from .programs import ALL_ROLES
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Enrolled customers")
+
+
 def balances_body(balances: Balances) -> dict:
     """Exactly what the `Balances` schema dumps, built directly: this is the hottest read, and the
     generic dump was a tenth of its time. tests/api/test_fast_paths.py holds the two equal."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Iterator
 
 from sqlalchemy import Connection, func, select
+
 from .engagement_repos import EVENTS
 from .repositories import CUSTOMERS, LOTS, PURCHASES, REFUNDS
 

@@ -1,6 +1,6 @@
 """Hot statements run on the driver's own connection, past SQLAlchemy's per-execution machinery.
 
-A prebuilt `select` executed through SQLAlchemy costs about 70 µs of Python per call (cache key,
+A prebuilt statement executed through SQLAlchemy costs about 70 µs of Python per call (cache key,
 execution context, result wrapping) on top of psycopg's own 40 µs; on the checkout path that was more
 than the database's share. `Prepared` compiles the statement once per dialect and, on PostgreSQL,
 hands the SQL text straight to psycopg (which prepares it on the server after a few uses). What
@@ -12,9 +12,10 @@ SQLAlchemy's path would do is kept:
   does (`Connection._handle_dbapi_exception`), so the retry logic sees the same exceptions;
 - `before_cursor_execute` / `after_cursor_execute` listeners still see every statement.
 
-`driver_rows` does the same for the hand-written PostgreSQL statements (the booking, the purchase).
-SELECTs, and INSERT / UPDATE with or without RETURNING. Result processors run as SQLAlchemy would run them (aware UTC datetimes). On SQLite it
-is a plain `Connection.execute`; either way rows are named tuples in the select's column order.
+`Prepared` takes SELECTs, and INSERT / UPDATE with or without RETURNING; its result processors run as
+SQLAlchemy would run them (aware UTC datetimes). On SQLite it is a plain `Connection.execute`; either
+way rows are named tuples in the statement's column order. `driver_rows` does the same for the
+hand-written PostgreSQL statements (the booking, the purchase).
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, func, insert, select, update
+
 from .repositories import CUSTOMERS, LOTS, PROGRAM_CHANGES, PROGRAMS, PURCHASES, REDEMPTIONS, REFUNDS, _insert_ignore
 from .tables import CampaignBudgetRow, EarningAwardRow, EarningConfigVersionRow, RedemptionEventRow, TierChangeRow
 

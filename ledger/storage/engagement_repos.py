@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from sqlalchemy import Connection, func, insert, select, update
+
 from .repositories import ACCOUNTS, CUSTOMERS, ENTRIES, PURCHASES, REFUNDS, TRANSACTIONS
 from .tables import CustomerAchievementRow, EventRow, ReferralRow
 

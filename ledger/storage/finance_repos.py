@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import BigInteger, Connection, case, cast, func, insert, literal, select, text, update
+
 from .repositories import ACCOUNTS, CUSTOMERS, ENTRIES, LOT_CONSUMPTIONS, LOTS, REDEMPTIONS, REFUNDS, RELEASES, \
     TRANSACTIONS, PURCHASES
 from .tables import AdjustmentRow, BalanceRollupRow, ChainSealRow, LedgerPeriodRow, ReversalRow

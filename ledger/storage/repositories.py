@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, and_, bindparam, cast, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain import chain
@@ -213,10 +213,11 @@ class SqlCustomers:
 def _balance_view():  # noqa: ANN202
     a, c, r, h = ACCOUNTS.c, CUSTOMERS.c, RELEASES.c, REDEMPTIONS.c
     now = bindparam("now")
-    due = (select(func.coalesce(func.sum(r.amount - r.reversed_amount), 0))
+    # sum() of BIGINT is NUMERIC on PostgreSQL: cast back, so the amounts arrive as int like every other.
+    due = (select(func.coalesce(cast(func.sum(r.amount - r.reversed_amount), BigInteger), 0))
            .where(r.customer_pk == c.pk, r.asset == a.asset, r.released_transaction_id.is_(None),
                   r.release_at <= now).scalar_subquery())
-    lapsed = (select(func.coalesce(func.sum(h.amount), 0))
+    lapsed = (select(func.coalesce(cast(func.sum(h.amount), BigInteger), 0))
               .where(h.customer_pk == c.pk, h.asset == a.asset, h.status == "held", h.expires_at <= now)
               .scalar_subquery())
     return (select(PROGRAMS.c.currency, a.path, a.asset, a.balance, due.label("due"), lapsed.label("lapsed"))
@@ -493,9 +494,8 @@ class SqlLedger:
         rows = _BALANCE_VIEW.all(self.s, {"program_id": program_id, "customer_id": customer_id, "now": now})
         if not rows:
             return None
-        # sum() of BIGINT is NUMERIC on PostgreSQL: back to int, as every amount is.
         return (rows[0].currency, {row.path: row.balance for row in rows},
-                {row.asset: int(row.due) for row in rows}, {row.asset: int(row.lapsed) for row in rows})
+                {row.asset: row.due for row in rows}, {row.asset: row.lapsed for row in rows})
 
     def customer_balances(self, customer: Customer) -> dict[str, int]:
         return {path: balance for path, (_id, balance) in self._load_customer_accounts(customer).items()}
