@@ -4,7 +4,8 @@ Starts a throwaway PostgreSQL (scripts/pg-test-server.sh), seeds customers throu
 then drives `POST /v1/purchases` and `GET /v1/customers/{id}/balances` through the Flask test client
 and prints, per request: the SQL statements issued, wall time, the Python process's CPU time, and
 the time spent inside the driver's execute (the database's share plus the wire); the best of three
-rounds. With --profile, one round and the top functions by own time (cProfile).
+rounds. With --profile, one round and the top functions by own CPU time (cProfile on process time,
+so that waiting on the database does not rank first).
 
     .venv/bin/python bench/profile_checkout.py [--requests 1000] [--profile]
 """
@@ -58,7 +59,7 @@ def measure(name: str, call, requests: int, engines, profile: bool) -> dict:  # 
         call("one")
         one = list(statements)
         rounds = []
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile(time.process_time) if profile else None
         for round_ in range(1 if profile else 3):
             statements.clear()
             in_execute[0] = 0.0

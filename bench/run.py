@@ -1,8 +1,10 @@
 """`make bench`: the service against the database's and the web stack's own limits, in one run.
 
 1. starts a throwaway PostgreSQL (scripts/pg-test-server.sh);
-2. baselines: pgbench's built-in TPC-B-like script, and a bare Flask app under the same gunicorn settings
-   (both measured again after the scenarios; the ratios use the mean, since this machine's speed drifts);
+2. baselines: pgbench's built-in TPC-B-like script, a bare Flask app under the same gunicorn settings, and
+   the featureless raw-SQL prototype the targets are pegged to (bench/prototype_app.py: the same purchase
+   and balance-read scripts; one statement per request); all measured again after the scenarios, and the
+   ratios use the mean, since this machine's speed drifts;
 3. the service under gunicorn (gunicorn.conf.py, production settings) and wrk scenarios: checkout accrual
    with Zipf-distributed customers, balance reads, hold then capture, one hot customer, a mixed profile;
 4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries), then
@@ -33,6 +35,8 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+
+from prototype_app import prepare as prepare_prototype
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -211,6 +215,21 @@ def seed(url: str, customers: int) -> dict[str, str]:
     return {role: issued.secret for role, issued in created.keys.items()}
 
 
+def prototype_lines(result: dict) -> list[str]:
+    """What the featureless raw-SQL prototype reached, and so what the targets' ratios amount to here."""
+    mean, ratios = result.get("baselines_mean", {}).get("prototype"), result.get("prototype_ratios")
+    if not mean:
+        return []
+    return [
+        f"Featureless raw-SQL prototype (bench/prototype_app.py; one statement per request, no idempotency, "
+        f"validation, rules or stored answers), same gunicorn settings, mean of before and after: purchases "
+        f"{mean['purchases']['rps']:.0f} req/s (p99 {mean['purchases']['p99_ms']:.1f} ms, "
+        f"{ratios['purchases_x_pgbench']:.2f} x pgbench), balance reads {mean['balance_reads']['rps']:.0f} req/s "
+        f"({ratios['balance_reads_x_bare_flask']:.2f} x bare Flask).",
+        "",
+    ]
+
+
 def markdown(result: dict) -> str:
     base, after = result["baselines"], result.get("baselines_after")
     spread = (f" Measured again after the scenarios: {after['pgbench']['tps']:.0f} TPS and "
@@ -222,6 +241,7 @@ def markdown(result: dict) -> str:
         f"bare Flask under the same gunicorn settings ({result['workers']} gthread workers x "
         f"{result.get('threads', 4)} threads) {base['bare_flask']['rps']:.0f} req/s.{spread}",
         "",
+        *prototype_lines(result),
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | ratio | ledger verified |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -278,6 +298,35 @@ def main() -> int:
         print("bare Flask baseline ...", flush=True)
         result["baselines"]["bare_flask"] = bare_flask()
 
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres",
+                        "prototype"], check=True)
+        proto_url = f"postgresql://postgres@127.0.0.1:{pg_port}/prototype"
+        prepare_prototype(proto_url, args.customers)
+
+        def prototype() -> dict:
+            """The featureless raw-SQL prototype (bench/prototype_app.py): the same purchase and balance
+            read scripts, under the same gunicorn settings."""
+            server = Gunicorn("bench.prototype_app:create_app()", free_port(), args.workers, args.threads,
+                              {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype"})
+            servers.append(server)
+            try:
+                measured = {}
+                for name, script in (("purchases", "accrual_zipf.lua"), ("balance_reads", "balances.lua")):
+                    settle(proto_url)
+                    proto_env = {"KEY": "prototype", "CUSTOMERS": str(args.customers)}
+                    proto_url_http = f"http://127.0.0.1:{server.port}"
+                    run_wrk(wrk, script, proto_url_http, 3, args.connections,
+                            {**proto_env, "RUN_ID": f"pw{time.time_ns()}"})
+                    measured[name] = run_wrk(wrk, script, proto_url_http, args.duration, args.connections,
+                                             {**proto_env, "RUN_ID": f"p{time.time_ns()}"})
+                return measured
+            finally:
+                server.stop()
+                servers.remove(server)
+
+        print("featureless raw-SQL prototype ...", flush=True)
+        result["baselines"]["prototype"] = prototype()
+
         admin = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/postgres"
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
                        check=True)
@@ -315,15 +364,21 @@ def main() -> int:
         # before): both baselines are measured again after the scenarios, and ratios use the mean.
         print("baselines again ...", flush=True)
         result["baselines_after"] = {"pgbench": pgbench(bindir, pg_port, args.duration, args.connections, init=False),
-                                     "bare_flask": bare_flask()}
+                                     "bare_flask": bare_flask(), "prototype": prototype()}
         pg_tps = (result["baselines"]["pgbench"]["tps"] + result["baselines_after"]["pgbench"]["tps"]) / 2
         bare_rps = (result["baselines"]["bare_flask"]["rps"] + result["baselines_after"]["bare_flask"]["rps"]) / 2
-        result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps}
+        proto = {name: {key: (result["baselines"]["prototype"][name][key]
+                              + result["baselines_after"]["prototype"][name][key]) / 2 for key in ("rps", "p99_ms")}
+                 for name in ("purchases", "balance_reads")}
+        result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps, "prototype": proto}
+        result["prototype_ratios"] = {"purchases_x_pgbench": proto["purchases"]["rps"] / pg_tps,
+                                      "balance_reads_x_bare_flask": proto["balance_reads"]["rps"] / bare_rps}
         targets = []
         accrual = result["scenarios"].get("purchase_accrual_zipf")
         reads = result["scenarios"].get("balance_reads")
         if accrual:
-            accrual["ratio_note"] = f"{accrual['rps'] / pg_tps:.2f} x pgbench"
+            accrual["ratio_note"] = (f"{accrual['rps'] / pg_tps:.2f} x pgbench; "
+                                     f"{accrual['rps'] / proto['purchases']['rps']:.2f} x prototype")
             targets += [
                 {"name": "POST /v1/purchases throughput", "measured": f"{accrual['rps'] / pg_tps:.2f} x pgbench TPS",
                  "target": ">= 0.30 x", "met": accrual["rps"] >= 0.3 * pg_tps},
@@ -331,7 +386,8 @@ def main() -> int:
                  "met": accrual["p99_ms"] < 40},
             ]
         if reads:
-            reads["ratio_note"] = f"{reads['rps'] / bare_rps:.2f} x bare Flask"
+            reads["ratio_note"] = (f"{reads['rps'] / bare_rps:.2f} x bare Flask; "
+                                   f"{reads['rps'] / proto['balance_reads']['rps']:.2f} x prototype")
             targets.append({"name": "GET balances throughput", "measured": f"{reads['rps'] / bare_rps:.2f} x bare Flask",
                             "target": ">= 0.50 x", "met": reads["rps"] >= 0.5 * bare_rps})
         if args.soak > 0:
