@@ -200,4 +200,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .routes import register
 
     register(app, api)
+    from .fast_paths import BalanceReadFastPath
+
+    app.wsgi_app = BalanceReadFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

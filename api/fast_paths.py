@@ -1,0 +1,81 @@
+"""The hottest read, answered below Flask: `GET /v1/customers/{id}/balances` in its plain case.
+
+A mobile app polls balances far more often than anything else is called. Through Flask, webargs and
+flask-smorest that read cost about twice the Python of the read itself (request context, URL map,
+two argument parsers, response object); `make bench` holds it against a bare Flask app. This WSGI
+wrapper answers the plain case itself and hands every other request to Flask unchanged:
+
+- the plain case is `GET` on exactly that path, no query string, a customer id the route would
+  accept, and a bearer API key that `LedgerService.authenticate` accepts with a role the route allows;
+- the answer is the route's own, byte for byte: the same use case (`queries.customer_balances`),
+  the same body (`balances_body`, `dumps`), the same headers in the same order, the same request id
+  rule; tests/api/test_fast_paths.py compares the two on every case;
+- anything else (another method or path, `?as_of=`, a missing, unknown, revoked or forbidden key,
+  an unknown customer, any error on the way) goes to Flask, which answers it as before (401, 403,
+  404, 422, 503 problem+json). A request that falls back after a key lookup looks it up again:
+  only failures pay that.
+
+The roles come from the route's own `requires(...)`, so the two cannot disagree on who may read.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Callable, Iterable
+
+from ledger.services import queries
+from ledger.services.programs import hash_secret
+from ledger.services.writes import with_retries
+
+from .errors import dumps
+from .http import JSON_MIMETYPE, REQUEST_ID
+
+_BALANCES_PATH = re.compile(r"/v1/customers/([A-Za-z0-9._:@-]{1,128})/balances")
+BALANCES_ENDPOINT = "customers.get_balances"
+
+
+class BalanceReadFastPath:
+    """WSGI middleware in front of `app.wsgi_app`; see the module docstring for what it answers."""
+
+    def __init__(self, app: Any, wsgi_app: Callable) -> None:
+        from .routes.customers import balances_body
+
+        self.wsgi_app = wsgi_app
+        self.ledger = app.extensions["ledger"]
+        self.roles = frozenset(app.view_functions[BALANCES_ENDPOINT]._required_roles)
+        self.body = balances_body
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        answer = self._answer(environ) if environ.get("REQUEST_METHOD") == "GET" else None
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else f"req_{random.getrandbits(64):016x}"
+        start_response("200 OK", [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(answer))),
+                                  ("X-Request-Id", request_id)])
+        return [answer]
+
+    def _answer(self, environ: dict[str, Any]) -> bytes | None:
+        """The encoded body for the plain case, or None to let Flask answer."""
+        if environ.get("QUERY_STRING") or environ.get("SCRIPT_NAME"):
+            return None
+        match = _BALANCES_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if match is None:
+            return None
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        ledger = self.ledger
+        try:
+            key = ledger.authenticate(hash_secret(token))
+            if key is None or key.role not in self.roles:
+                return None
+            customer_id, now = match.group(1), ledger.clock.now()
+            balances = with_retries(
+                lambda **kw: ledger.uow(write=False, autocommit=True),
+                lambda uow: queries.customer_balances(uow, now, key.program_id, customer_id),
+                ledger.uow.is_retryable)
+        except Exception:  # noqa: BLE001 - Flask answers it again, with its error handlers
+            return None
+        return dumps(self.body(balances)).encode()
