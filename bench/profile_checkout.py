@@ -1,13 +1,13 @@
 """Where a checkout request spends its time, in-process (no gunicorn, no load generator).
 
 Starts a throwaway PostgreSQL (scripts/pg-test-server.sh), seeds customers through the use cases,
-then drives `POST /v1/purchases` and `GET /v1/customers/{id}/balances` through the Flask test client
-and prints, per request: the SQL statements issued, wall time, the Python process's CPU time, and
+then drives `POST /v1/purchases` and `GET /v1/customers/{id}/balances` through the app's WSGI callable,
+as gunicorn calls it (`--test-client`: through Flask's test client, which adds its own cost), and prints, per request: the SQL statements issued, wall time, the Python process's CPU time, and
 the time spent inside the driver's execute (the database's share plus the wire); the best of three
 rounds. With --profile, one round and the top functions by own CPU time (cProfile on process time,
 so that waiting on the database does not rank first).
 
-    .venv/bin/python bench/profile_checkout.py [--requests 1000] [--profile]
+    .venv/bin/python bench/profile_checkout.py [--requests 1000] [--profile] [--test-client]
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import PG_SCRIPT, free_port, pg_bindir, seed  # noqa: E402
+from werkzeug.test import EnvironBuilder  # noqa: E402
 
 CUSTOMERS = 200
 
@@ -95,6 +96,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--test-client", action="store_true",
+                        help="go through Flask's test client (as before 2026-11-27) instead of the WSGI callable")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ledger-profile-"))
     port = free_port()
@@ -114,15 +117,24 @@ def main() -> int:
         headers = {"Authorization": f"Bearer {keys['storefront']}", "Content-Type": "application/json"}
         rng = random.Random(7)
 
+        def call(method: str, path: str, body: str | None, expected: int) -> None:
+            if args.test_client:
+                response = client.open(path, method=method, headers=headers, data=body)
+                status, data = response.status_code, response.get_data()
+            else:  # as gunicorn calls it: the WSGI callable, no test client around it
+                environ = EnvironBuilder(path=path, method=method, headers=headers, data=body).get_environ()
+                answer: list[str] = []
+                data = b"".join(app(environ, lambda status_, headers_, exc_info=None: answer.append(status_)))
+                status = int(answer[0].split()[0])
+            assert status == expected, data
+
         def purchase(tag: str) -> None:
             body = {"order_id": f"p-{tag}", "customer_id": f"c-{rng.randrange(CUSTOMERS)}", "amount": 1234,
                     "currency": "EUR"}
-            response = client.post("/v1/purchases", headers=headers, data=json.dumps(body))
-            assert response.status_code == 201, response.get_data(as_text=True)
+            call("POST", "/v1/purchases", json.dumps(body), 201)
 
         def balances(_tag: str) -> None:
-            response = client.get(f"/v1/customers/c-{rng.randrange(CUSTOMERS)}/balances", headers=headers)
-            assert response.status_code == 200, response.get_data(as_text=True)
+            call("GET", f"/v1/customers/c-{rng.randrange(CUSTOMERS)}/balances", None, 200)
 
         measure("POST /v1/purchases", purchase, args.requests, engines, args.profile)
         measure("GET /v1/customers/{id}/balances", balances, args.requests, engines, args.profile)

@@ -140,14 +140,40 @@ class Gunicorn:
         self.log.close()
 
 
+def connections_per_worker(port: int) -> list[int] | None:
+    """How wrk's keep-alive connections sit on the gunicorn workers right now, most first; None without `ss`.
+
+    A gthread worker accepts whatever connections arrive while it is awake, so one worker may hold all
+    of them: the run then has one process's CPU (one GIL) and reads at about half the rate of an even
+    spread. The table shows the spread so that such a run can be recognised."""
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)
+
+
 def run_wrk(wrk: str, script: str, url: str, seconds: int, connections: int, env: dict[str, str]) -> dict:
-    out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "lua" / script), url],
-        capture_output=True, text=True, env={**os.environ, "BENCH_LUA": str(BENCH / "lua"), **env}, check=True)
+    """wrk's summary, with where its connections sat on the workers half-way through the run."""
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    samples: list[list[int] | None] = []
+    sampler = threading.Timer(seconds / 2, lambda: samples.append(connections_per_worker(port)))
+    sampler.start()
+    try:
+        out = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(BENCH / "lua" / script), url],
+            capture_output=True, text=True, env={**os.environ, "BENCH_LUA": str(BENCH / "lua"), **env}, check=True)
+    finally:
+        sampler.cancel()
+        sampler.join()
     match = re.search(r"WRK_JSON (\{.*\})", out.stdout)
     if not match:
         raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
-    return json.loads(match.group(1))
+    return {**json.loads(match.group(1)), "connections_per_worker": samples[0] if samples else None}
 
 
 def verify(env: dict[str, str]) -> dict:
@@ -215,6 +241,11 @@ def seed(url: str, customers: int) -> dict[str, str]:
     return {role: issued.secret for role, issued in created.keys.items()}
 
 
+def spread(stats: dict) -> str:
+    counts = stats.get("connections_per_worker")
+    return "/".join(str(n) for n in counts) if counts else "?"
+
+
 def prototype_lines(result: dict) -> list[str]:
     """What the featureless raw-SQL prototype reached, and so what the targets' ratios amount to here."""
     mean, ratios = result.get("baselines_mean", {}).get("prototype"), result.get("prototype_ratios")
@@ -225,31 +256,37 @@ def prototype_lines(result: dict) -> list[str]:
         f"validation, rules or stored answers), same gunicorn settings, mean of before and after: purchases "
         f"{mean['purchases']['rps']:.0f} req/s (p99 {mean['purchases']['p99_ms']:.1f} ms, "
         f"{ratios['purchases_x_pgbench']:.2f} x pgbench), balance reads {mean['balance_reads']['rps']:.0f} req/s "
-        f"({ratios['balance_reads_x_bare_flask']:.2f} x bare Flask).",
+        f"({ratios['balance_reads_x_bare_flask']:.2f} x bare Flask). Connections per worker, before / after: "
+        f"purchases {' / '.join(spread(result[k]['prototype']['purchases']) for k in ('baselines', 'baselines_after'))}, "
+        f"reads {' / '.join(spread(result[k]['prototype']['balance_reads']) for k in ('baselines', 'baselines_after'))}.",
         "",
     ]
 
 
 def markdown(result: dict) -> str:
     base, after = result["baselines"], result.get("baselines_after")
-    spread = (f" Measured again after the scenarios: {after['pgbench']['tps']:.0f} TPS and "
-              f"{after['bare_flask']['rps']:.0f} req/s; ratios use the mean of the two." if after else "")
+    again = (f" Measured again after the scenarios: {after['pgbench']['tps']:.0f} TPS and "
+             f"{after['bare_flask']['rps']:.0f} req/s ({spread(after['bare_flask'])}); ratios use the mean of the two."
+             if after else "")
     lines = [
         f"Benchmark {result['started_at']} on {result['machine']}",
         "",
         f"Baselines: pgbench TPC-B-like {base['pgbench']['tps']:.0f} TPS at {result['connections']} connections; "
         f"bare Flask under the same gunicorn settings ({result['workers']} gthread workers x "
-        f"{result.get('threads', 4)} threads) {base['bare_flask']['rps']:.0f} req/s.{spread}",
+        f"{result.get('threads', 4)} threads) {base['bare_flask']['rps']:.0f} req/s "
+        f"(connections per worker {spread(base['bare_flask'])}).{again}",
         "",
         *prototype_lines(result),
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | ratio | ledger verified |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | connections per worker "
+        "| ratio | ledger verified |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in result["scenarios"].items():
         errors = s["non_2xx"] + s["socket_errors"]
         ratio = s.get("ratio_note", "")
         lines.append(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['p99_ms']:.1f} | "
                      f"{errors} ({100 * errors / max(s['requests'], 1):.2f}%) | {s['peak_worker_rss_mib']:.0f} | "
+                     f"{spread(s)} | "
                      f"{ratio} | {'yes' if s['verify']['ok'] else 'NO'} |")
     lines += ["", "Targets:"]
     for target in result["targets"]:
