@@ -274,7 +274,9 @@ def markdown(result: dict) -> str:
         f"Baselines: pgbench TPC-B-like {base['pgbench']['tps']:.0f} TPS at {result['connections']} connections; "
         f"bare Flask under the same gunicorn settings ({result['workers']} gthread workers x "
         f"{result.get('threads', 4)} threads) {base['bare_flask']['rps']:.0f} req/s "
-        f"(connections per worker {spread(base['bare_flask'])}).{again}",
+        f"(connections per worker {spread(base['bare_flask'])}).{again}"
+        + (f" GUNICORN_CMD_ARGS for all three servers: `{result['gunicorn_cmd_args']}`."
+           if result.get("gunicorn_cmd_args") else ""),
         "",
         *prototype_lines(result),
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | connections per worker "
