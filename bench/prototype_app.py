@@ -55,13 +55,19 @@ BALANCES = "SELECT asset, balance FROM proto_accounts WHERE customer_id = %s"
 
 
 def prepare(conninfo: str, customers: int) -> None:
-    """The prototype's tables, with `customers` customers (c-0 ... c-{n-1}, and c-hot) at zero."""
+    """The prototype's tables, with `customers` customers (c-0 ... c-{n-1}, and c-hot), each with one
+    purchase booked, as bench/run.py seeds the service; then VACUUM ANALYZE. (Measured on tables
+    analysed while empty, the prototype's first run spent 1.4 ms of PostgreSQL CPU per purchase instead
+    of 0.16 ms and reached a third of its later throughput: plans made for empty tables.)"""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(SCHEMA)
         ids = [f"c-{i}" for i in range(customers)] + ["c-hot"]
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO proto_accounts (customer_id, asset) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                             [(customer_id, asset) for customer_id in ids for asset in ("points", "cashback")])
+            cur.executemany(PURCHASE, [{"order_id": f"seed-{customer_id}", "customer_id": customer_id,
+                                        "amount": 1_000_000, "points": 10_000, "cashback": 20_000}
+                                       for customer_id in ids])
         conn.execute("VACUUM ANALYZE")
 
 

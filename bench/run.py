@@ -88,6 +88,26 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(master: int) -> dict[str, float]:
+    """CPU time (user + system) so far of the gunicorn master and its workers, and of every
+    PostgreSQL process (`postgres` is the throwaway cluster's own user)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int | str) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    try:
+        out = subprocess.check_output(["ps", "-u", "postgres", "-o", "pid="], text=True)
+    except subprocess.CalledProcessError:
+        out = ""
+    return {"gunicorn": used(master) + sum(used(pid) for pid in worker_pids(master)),
+            "postgres": sum(used(pid) for pid in out.split())}
+
+
 class MemorySampler:
     """Samples every gunicorn worker's RSS twice a second; keeps the peak and the per-sample totals."""
 
@@ -157,8 +177,11 @@ def connections_per_worker(port: int) -> list[int] | None:
     return sorted(counts.values(), reverse=True)
 
 
-def run_wrk(wrk: str, script: str, url: str, seconds: int, connections: int, env: dict[str, str]) -> dict:
-    """wrk's summary, with where its connections sat on the workers half-way through the run."""
+def run_wrk(wrk: str, script: str, url: str, seconds: int, connections: int, env: dict[str, str],
+            master: int | None = None) -> dict:
+    """wrk's summary, with where its connections sat on the workers half-way through the run and,
+    given the gunicorn master's pid, the CPU time per request of gunicorn and of PostgreSQL."""
+    cpu_before = cpu_seconds(master) if master else None
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     samples: list[list[int] | None] = []
     sampler = threading.Timer(seconds / 2, lambda: samples.append(connections_per_worker(port)))
@@ -173,7 +196,12 @@ def run_wrk(wrk: str, script: str, url: str, seconds: int, connections: int, env
     match = re.search(r"WRK_JSON (\{.*\})", out.stdout)
     if not match:
         raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
-    return {**json.loads(match.group(1)), "connections_per_worker": samples[0] if samples else None}
+    stats = {**json.loads(match.group(1)), "connections_per_worker": samples[0] if samples else None}
+    if cpu_before is not None and stats["requests"]:
+        cpu_after = cpu_seconds(master)
+        stats["cpu_us_per_request"] = {name: round((cpu_after[name] - cpu_before[name]) / stats["requests"] * 1e6)
+                                       for name in cpu_after}
+    return stats
 
 
 def verify(env: dict[str, str]) -> dict:
@@ -246,50 +274,61 @@ def spread(stats: dict) -> str:
     return "/".join(str(n) for n in counts) if counts else "?"
 
 
-def prototype_lines(result: dict) -> list[str]:
-    """What the featureless raw-SQL prototype reached, and so what the targets' ratios amount to here."""
-    mean, ratios = result.get("baselines_mean", {}).get("prototype"), result.get("prototype_ratios")
-    if not mean:
-        return []
-    return [
-        f"Featureless raw-SQL prototype (bench/prototype_app.py; one statement per request, no idempotency, "
-        f"validation, rules or stored answers), same gunicorn settings, mean of before and after: purchases "
-        f"{mean['purchases']['rps']:.0f} req/s (p99 {mean['purchases']['p99_ms']:.1f} ms, "
-        f"{ratios['purchases_x_pgbench']:.2f} x pgbench), balance reads {mean['balance_reads']['rps']:.0f} req/s "
-        f"({ratios['balance_reads_x_bare_flask']:.2f} x bare Flask). Connections per worker, before / after: "
-        f"purchases {' / '.join(spread(result[k]['prototype']['purchases']) for k in ('baselines', 'baselines_after'))}, "
-        f"reads {' / '.join(spread(result[k]['prototype']['balance_reads']) for k in ('baselines', 'baselines_after'))}.",
-        "",
-    ]
+def cpu(stats: dict) -> str:
+    used = stats.get("cpu_us_per_request")
+    return f"{used['gunicorn']} / {used['postgres']}" if used else "?"
+
+
+def baseline_rows(result: dict) -> list[str]:
+    """The baselines, before and after the scenarios, as rows of one table."""
+    rows = ["| baseline | measured | throughput | latency ms | connections per worker "
+            "| CPU µs per request, gunicorn / PostgreSQL |", "|---|---|---|---|---|---|"]
+    for when, key in (("before", "baselines"), ("after", "baselines_after")):
+        base = result.get(key)
+        if not base:
+            continue
+        rows.append(f"| pgbench TPC-B-like | {when} | {base['pgbench']['tps']:.0f} TPS | "
+                    f"avg {base['pgbench']['latency_avg_ms']:.1f} | | |")
+        measured = [("bare Flask", base["bare_flask"])]
+        if "prototype" in base:
+            measured += [("prototype: purchases", base["prototype"]["purchases"]),
+                         ("prototype: balance reads", base["prototype"]["balance_reads"])]
+        for name, s in measured:
+            rows.append(f"| {name} | {when} | {s['rps']:.0f} req/s | p99 {s['p99_ms']:.1f} | {spread(s)} | {cpu(s)} |")
+    return rows
 
 
 def markdown(result: dict) -> str:
-    base, after = result["baselines"], result.get("baselines_after")
-    again = (f" Measured again after the scenarios: {after['pgbench']['tps']:.0f} TPS and "
-             f"{after['bare_flask']['rps']:.0f} req/s ({spread(after['bare_flask'])}); ratios use the mean of the two."
-             if after else "")
+    mean, ratios = result.get("baselines_mean", {}), result.get("prototype_ratios")
     lines = [
-        f"Benchmark {result['started_at']} on {result['machine']}",
+        f"Benchmark {result['started_at']} on {result['machine']}: {result['connections']} connections, "
+        f"gunicorn {result['workers']} gthread workers x {result.get('threads', 4)} threads for the bare Flask "
+        f"app, the prototype and the service alike"
+        + (f", GUNICORN_CMD_ARGS `{result['gunicorn_cmd_args']}`" if result.get("gunicorn_cmd_args") else "")
+        + ". The prototype (bench/prototype_app.py) is the featureless raw-SQL app the targets are pegged to: "
+        "one statement per request, no idempotency, validation, rules or stored answers.",
         "",
-        f"Baselines: pgbench TPC-B-like {base['pgbench']['tps']:.0f} TPS at {result['connections']} connections; "
-        f"bare Flask under the same gunicorn settings ({result['workers']} gthread workers x "
-        f"{result.get('threads', 4)} threads) {base['bare_flask']['rps']:.0f} req/s "
-        f"(connections per worker {spread(base['bare_flask'])}).{again}"
-        + (f" GUNICORN_CMD_ARGS for all three servers: `{result['gunicorn_cmd_args']}`."
-           if result.get("gunicorn_cmd_args") else ""),
+        *baseline_rows(result),
         "",
-        *prototype_lines(result),
+    ]
+    if "pgbench_tps" in mean:
+        text = (f"Ratios use the mean of before and after: pgbench {mean['pgbench_tps']:.0f} TPS, "
+                f"bare Flask {mean['bare_flask_rps']:.0f} req/s")
+        if ratios:
+            text += (f"; the prototype reaches {ratios['purchases_x_pgbench']:.2f} x pgbench on purchases and "
+                     f"{ratios['balance_reads_x_bare_flask']:.2f} x bare Flask on balance reads")
+        lines += [text + ".", ""]
+    lines += [
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | connections per worker "
-        "| ratio | ledger verified |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU µs per request, gunicorn / PostgreSQL | ratio | ledger verified |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in result["scenarios"].items():
         errors = s["non_2xx"] + s["socket_errors"]
         ratio = s.get("ratio_note", "")
         lines.append(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['p99_ms']:.1f} | "
                      f"{errors} ({100 * errors / max(s['requests'], 1):.2f}%) | {s['peak_worker_rss_mib']:.0f} | "
-                     f"{spread(s)} | "
-                     f"{ratio} | {'yes' if s['verify']['ok'] else 'NO'} |")
+                     f"{spread(s)} | {cpu(s)} | {ratio} | {'yes' if s['verify']['ok'] else 'NO'} |")
     lines += ["", "Targets:"]
     for target in result["targets"]:
         lines.append(f"- {target['name']}: {target['measured']} (target {target['target']}): "
@@ -329,7 +368,8 @@ def main() -> int:
             servers.append(bare)
             try:
                 run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", 3, args.connections, {})
-                return run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", args.duration, args.connections, {})
+                return run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", args.duration, args.connections, {},
+                               bare.proc.pid)
             finally:
                 bare.stop()
                 servers.remove(bare)
@@ -357,7 +397,7 @@ def main() -> int:
                     run_wrk(wrk, script, proto_url_http, 3, args.connections,
                             {**proto_env, "RUN_ID": f"pw{time.time_ns()}"})
                     measured[name] = run_wrk(wrk, script, proto_url_http, args.duration, args.connections,
-                                             {**proto_env, "RUN_ID": f"p{time.time_ns()}"})
+                                             {**proto_env, "RUN_ID": f"p{time.time_ns()}"}, server.proc.pid)
                 return measured
             finally:
                 server.stop()
@@ -394,7 +434,7 @@ def main() -> int:
             run_wrk(wrk, script, base_url, 3, args.connections, run_env)
             run_env["RUN_ID"] = f"{name[:4]}{int(time.time())}"
             with MemorySampler(service.proc.pid) as memory:
-                stats = run_wrk(wrk, script, base_url, args.duration, args.connections, run_env)
+                stats = run_wrk(wrk, script, base_url, args.duration, args.connections, run_env, service.proc.pid)
             stats["peak_worker_rss_mib"] = memory.peak_kib / 1024
             stats["verify"] = verify(env)
             result["scenarios"][name] = stats
