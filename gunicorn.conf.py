@@ -11,8 +11,8 @@ worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "2"))
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new connections over the
 # workers. With one shared socket, whichever worker wakes first accepts a burst of keep-alive
-# connections: `make bench` saw all 16 of wrk's land on one worker (one process, one GIL) in one run
-# of three, halving throughput and leaving the other workers idle. The cost: connections still
+# connections: `make bench` saw all 16 of wrk's land on one worker (one process, one GIL) in several
+# runs, halving throughput and leaving the other workers idle. The cost: connections still
 # waiting in a dying worker's accept queue are reset (clients retry; writes are idempotent), and any
 # process of the same user may bind the port too. LEDGER_REUSE_PORT=0 turns it off.
 reuse_port = os.environ.get("LEDGER_REUSE_PORT", "1") != "0"

@@ -62,10 +62,9 @@ def make_engines(url: str, *, pool_size: int = 10) -> Engines:
     if backend == "sqlite":
         return Engines(read=_sqlite_engine(url, "BEGIN"), write=_sqlite_engine(url, "BEGIN IMMEDIATE"))
     if backend == "postgresql":
-        def engine(isolation_level: str, **connect_args: str) -> Engine:
+        def engine(isolation_level: str) -> Engine:
             return create_engine(
                 url,
-                connect_args=connect_args,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 # No pre-ping round trip per checkout: a dropped connection surfaces as a retryable
@@ -80,6 +79,14 @@ def make_engines(url: str, *, pool_size: int = 10) -> Engines:
         # served by one generic plan. Left to choose, PostgreSQL switched the balance read to
         # planning every execution once enough pending cashback had piled up (its generic estimate
         # for `release_at <= $now` grows with the table), and the read's database CPU tripled.
-        autocommit = engine("AUTOCOMMIT", options="-c plan_cache_mode=force_generic_plan")
+        # Set per connection with SET rather than a startup option, which PgBouncer would refuse.
+        autocommit = engine("AUTOCOMMIT")
+        event.listen(autocommit, "connect", _generic_plans)
         return Engines(read=shared, write=shared, autocommit=autocommit)
     raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def _generic_plans(dbapi_connection, _record) -> None:  # noqa: ANN001
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    dbapi_connection.commit()  # a no-op once the connection is in autocommit
