@@ -127,6 +127,12 @@ class LedgerService:
         self.monotonic = monotonic  # the key cache's timer: elapsed time, not business time
         self._keys: dict[str, tuple[float, ApiKey]] = {}  # key hash -> (monotonic time looked up, key)
 
+    def read(self, action: Callable[[Any], Any], single_statement: bool = False) -> Any:
+        """A read in one database transaction (or, for a one-statement read, none: no BEGIN/ROLLBACK
+        round trips); retried once the pool has dropped a dead connection."""
+        return with_retries(lambda **kw: self.uow(write=False, autocommit=single_statement), action,
+                            self.uow.is_retryable)
+
     def authenticate(self, key_hash: str) -> ApiKey | None:
         """The key with this hash, unless unknown or revoked. A found key is trusted for
         `auth_cache_seconds` (one lookup per key per worker per interval, not one per request)."""
@@ -134,8 +140,7 @@ class LedgerService:
         if cached is not None and self.monotonic() - cached[0] < self.auth_cache_seconds:
             key = cached[1]
         else:
-            key = with_retries(lambda **kw: self.uow(autocommit=True, **{**kw, "write": False}),
-                               lambda uow: uow.api_keys.by_hash(key_hash), self.uow.is_retryable)
+            key = self.read(lambda uow: uow.api_keys.by_hash(key_hash), single_statement=True)
             if key is None or key.revoked_at is not None:
                 self._keys.pop(key_hash, None)
                 return None

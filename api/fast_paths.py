@@ -20,18 +20,16 @@ The roles come from the route's own `requires(...)`, so the two cannot disagree 
 """
 from __future__ import annotations
 
-import random
 import re
 from typing import Any, Callable, Iterable
 
 from ledger.services import queries
 from ledger.services.programs import hash_secret
-from ledger.services.writes import with_retries
 
 from .errors import dumps
-from .http import JSON_MIMETYPE, REQUEST_ID
+from .http import JSON_MIMETYPE, bearer_token, request_id
+from .schemas.common import ID_PATTERN
 
-_BALANCES_PATH = re.compile(r"/v1/customers/([A-Za-z0-9._:@-]{1,128})/balances")
 BALANCES_ENDPOINT = "customers.get_balances"
 
 
@@ -45,27 +43,26 @@ class BalanceReadFastPath:
         self.ledger = app.extensions["ledger"]
         self.roles = frozenset(app.view_functions[BALANCES_ENDPOINT]._required_roles)
         self.body = balances_body
+        # The route's own rule, with the customer id as the schema's identifier pattern.
+        (rule,) = app.url_map.iter_rules(BALANCES_ENDPOINT)
+        self.path = re.compile(re.escape(rule.rule).replace(re.escape("<customer_id>"),
+                                                            f"({ID_PATTERN.strip('^$')})"))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         answer = self._answer(environ) if environ.get("REQUEST_METHOD") == "GET" else None
         if answer is None:
             return self.wsgi_app(environ, start_response)
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID.fullmatch(incoming) else f"req_{random.getrandbits(64):016x}"
         start_response("200 OK", [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(answer))),
-                                  ("X-Request-Id", request_id)])
+                                  ("X-Request-Id", request_id(environ))])
         return [answer]
 
     def _answer(self, environ: dict[str, Any]) -> bytes | None:
         """The encoded body for the plain case, or None to let Flask answer."""
         if environ.get("QUERY_STRING") or environ.get("SCRIPT_NAME"):
             return None
-        match = _BALANCES_PATH.fullmatch(environ.get("PATH_INFO", ""))
-        if match is None:
-            return None
-        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        match = self.path.fullmatch(environ.get("PATH_INFO", ""))
+        token = bearer_token(environ) if match else None
+        if token is None:
             return None
         ledger = self.ledger
         try:
@@ -73,10 +70,8 @@ class BalanceReadFastPath:
             if key is None or key.role not in self.roles:
                 return None
             customer_id, now = match.group(1), ledger.clock.now()
-            balances = with_retries(
-                lambda **kw: ledger.uow(write=False, autocommit=True),
-                lambda uow: queries.customer_balances(uow, now, key.program_id, customer_id),
-                ledger.uow.is_retryable)
+            balances = ledger.read(lambda uow: queries.customer_balances(uow, now, key.program_id, customer_id),
+                                   single_statement=True)
         except Exception:  # noqa: BLE001 - Flask answers it again, with its error handlers
             return None
         return dumps(self.body(balances)).encode()

@@ -22,7 +22,7 @@ from webargs.flaskparser import FlaskParser
 from ledger.domain.errors import BusinessRuleViolation, LedgerError, ValidationFailed
 from ledger.services.ports import BookingContext, StoredAnswer
 from ledger.services.programs import hash_secret
-from ledger.services.writes import WriteOutcome, WriteRequest, run_write, transact, with_retries
+from ledger.services.writes import WriteOutcome, WriteRequest, run_write, transact
 
 from .errors import PROBLEM_MIMETYPE, ApiProblem, dumps, ledger_error_body
 
@@ -156,11 +156,9 @@ def authenticate(app: Any, req: Any, ctx: Any) -> None:
     roles: tuple[str, ...] | None = getattr(view, "_required_roles", None)
     if roles is None:
         return
-    header = req.environ.get("HTTP_AUTHORIZATION", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(req.environ)
+    if token is None:
         raise _unauthorized("send Authorization: Bearer <api key>")
-    token = token.strip()
     if roles == (OPERATOR,):
         expected = app.config["LEDGER_SETTINGS"].operator_token
         if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
@@ -175,15 +173,27 @@ def authenticate(app: Any, req: Any, ctx: Any) -> None:
         raise ApiProblem(403, "forbidden", "Forbidden", f"the {key.role} role may not do this")
 
 
+def bearer_token(environ: dict[str, Any]) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case), or None."""
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def request_id(environ: dict[str, Any]) -> str:
+    """The caller's X-Request-Id when well formed, else a new one."""
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    # A correlation id, not a secret: random.getrandbits is enough (and no system call per request).
+    return incoming if REQUEST_ID.fullmatch(incoming) else f"req_{random.getrandbits(64):016x}"
+
+
 def _unauthorized(detail: str) -> ApiProblem:
     return ApiProblem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 def before_request() -> None:
     req, ctx = request._get_current_object(), g._get_current_object()
-    incoming = req.environ.get("HTTP_X_REQUEST_ID", "")
-    # A correlation id, not a secret: random.getrandbits is enough (and no system call per request).
-    ctx.request_id = incoming if REQUEST_ID.fullmatch(incoming) else f"req_{random.getrandbits(64):016x}"
+    ctx.request_id = request_id(req.environ)
     authenticate(current_app._get_current_object(), req, ctx)
     if req.method in ("POST", "PUT", "PATCH"):
         parse_body()
@@ -326,11 +336,8 @@ def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema, status: in
 
 
 def read(action: Callable[[Any], Any], single_statement: bool = False) -> Any:
-    """A read in one database transaction (or, for a one-statement read, none: no BEGIN/ROLLBACK
-    round trips); retried once the pool has dropped a dead connection."""
-    ledger = current_app.extensions["ledger"]
-    return with_retries(lambda **kw: ledger.uow(write=False, autocommit=single_statement), action,
-                        ledger.uow.is_retryable)
+    """`LedgerService.read` of this app."""
+    return current_app.extensions["ledger"].read(action, single_statement)
 
 
 def write(action: Callable[[Any], Any]) -> Any:

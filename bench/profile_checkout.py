@@ -1,9 +1,10 @@
 """Where a checkout request spends its time, in-process (no gunicorn, no load generator).
 
 Starts a throwaway PostgreSQL (scripts/pg-test-server.sh), seeds customers through the use cases,
-then drives `POST /v1/purchases` and `GET /v1/customers/{id}/balances` through the app's WSGI callable,
-as gunicorn calls it (`--test-client`: through Flask's test client, which adds its own cost), and prints, per request: the SQL statements issued, wall time, the Python process's CPU time, and
-the time spent inside the driver's execute (the database's share plus the wire); the best of three
+then drives `POST /v1/purchases` and `GET /v1/customers/{id}/balances` through the app's WSGI
+callable, as gunicorn calls it (`--test-client`: through Flask's test client, which adds its own
+cost), and prints, per request: the SQL statements issued, wall time, the Python process's CPU time,
+and the time spent inside the driver's execute (the database's share plus the wire); the best of three
 rounds. With --profile, one round and the top functions by own CPU time (cProfile on process time,
 so that waiting on the database does not rank first).
 

@@ -388,15 +388,14 @@ def main() -> int:
             server = Gunicorn("bench.prototype_app:create_app()", free_port(), args.workers, args.threads,
                               {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype"})
             servers.append(server)
+            proto_env = {"KEY": "prototype", "CUSTOMERS": str(args.customers)}
+            proto_http = f"http://127.0.0.1:{server.port}"
             try:
                 measured = {}
                 for name, script in (("purchases", "accrual_zipf.lua"), ("balance_reads", "balances.lua")):
                     settle(proto_url)
-                    proto_env = {"KEY": "prototype", "CUSTOMERS": str(args.customers)}
-                    proto_url_http = f"http://127.0.0.1:{server.port}"
-                    run_wrk(wrk, script, proto_url_http, 3, args.connections,
-                            {**proto_env, "RUN_ID": f"pw{time.time_ns()}"})
-                    measured[name] = run_wrk(wrk, script, proto_url_http, args.duration, args.connections,
+                    run_wrk(wrk, script, proto_http, 3, args.connections, {**proto_env, "RUN_ID": f"pw{time.time_ns()}"})
+                    measured[name] = run_wrk(wrk, script, proto_http, args.duration, args.connections,
                                              {**proto_env, "RUN_ID": f"p{time.time_ns()}"}, server.proc.pid)
                 return measured
             finally:
