@@ -7,6 +7,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import pytest
 from sqlalchemy import event
 
 ON_PG = os.environ.get("LEDGER_TEST_BACKEND", "sqlite") == "postgresql"
@@ -96,3 +97,24 @@ def test_a_balance_read_is_one_statement(app, client, program, enrol, buy):
         response = client.get("/v1/customers/c-1/balances", headers=program.headers("app"))
     assert response.status_code == 200
     assert [s for s in seen if not s.startswith("BEGIN")] == ["SELECT programs.currency, accounts.path,"], seen
+
+
+@pytest.mark.skipif(not ON_PG, reason="plan caching is PostgreSQL's")
+def test_writes_reuse_one_generic_plan_and_reports_keep_postgresqls_choice(app, program, enrol, buy):
+    """Left to choose, PostgreSQL planned the booking afresh on every purchase; the write and
+    one-statement read connections force one generic plan per prepared statement, the report
+    connections do not (their ranges may want a plan per call)."""
+    enrol(program, "c-1")
+    for i in range(8):  # psycopg prepares a statement on the server from its fifth execution
+        assert buy(program, f"O-{i}", "c-1", 1_000 + i).status_code == 201
+    engines = app.extensions["ledger"].engines
+    with engines.write.connect() as conn:  # the connection the purchases used (one at a time)
+        plans = conn.exec_driver_sql(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE starts_with(ltrim(statement, E' \\n'), 'WITH tx AS')").all()
+    assert plans, "the booking statement was not prepared on the write connection"
+    assert all(generic > 0 and custom == 0 for generic, custom in plans), plans
+    for engine, mode in ((engines.write, "force_generic_plan"), (engines.autocommit_read, "force_generic_plan"),
+                         (engines.read, "auto")):
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == mode
