@@ -118,3 +118,28 @@ def test_writes_reuse_one_generic_plan_and_reports_keep_postgresqls_choice(app, 
                          (engines.read, "auto")):
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == mode
+
+
+@pytest.mark.skipif(not ON_PG, reason="prepared statements are PostgreSQL's")
+def test_a_retried_purchase_keeps_the_connections_prepared_statements(app, program, enrol, buy):
+    """psycopg drops everything a connection has prepared on ROLLBACK: a replay, which writes
+    nothing, ends with COMMIT instead, so a storefront's retries do not cost the next requests
+    their prepared plans."""
+    engines = app.extensions["ledger"].engines
+
+    def prepared() -> int:
+        with engines.write.connect() as conn:  # the connection the purchases used (one at a time)
+            count = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar()
+            conn.commit()  # not ROLLBACK, which would drop them
+        return count
+
+    enrol(program, "c-1")
+    for i in range(8):  # psycopg prepares a statement on the server from its fifth execution
+        assert buy(program, f"O-{i}", "c-1", 1_000 + i).status_code == 201
+    before = prepared()
+    assert before >= 5
+    assert buy(program, "O-0", "c-1", 1_000).headers.get("Idempotent-Replayed") == "true"  # the order id
+    assert buy(program, "O-K", "c-1", 500, headers={"Idempotency-Key": "k-1"}).status_code == 201
+    assert buy(program, "O-K", "c-1", 500, headers={"Idempotency-Key": "k-1"}).headers.get(
+        "Idempotent-Replayed") == "true"  # the header key
+    assert prepared() >= before
