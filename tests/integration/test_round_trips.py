@@ -105,7 +105,7 @@ def test_writes_reuse_one_generic_plan_and_reports_keep_postgresqls_choice(app, 
     one-statement read connections force one generic plan per prepared statement, the report
     connections do not (their ranges may want a plan per call)."""
     enrol(program, "c-1")
-    for i in range(8):  # psycopg prepares a statement on the server from its fifth execution
+    for i in range(8):  # psycopg prepares a statement on the server at its sixth execution
         assert buy(program, f"O-{i}", "c-1", 1_000 + i).status_code == 201
     engines = app.extensions["ledger"].engines
     with engines.write.connect() as conn:  # the connection the purchases used (one at a time)
@@ -134,7 +134,7 @@ def test_a_retried_purchase_keeps_the_connections_prepared_statements(app, progr
         return count
 
     enrol(program, "c-1")
-    for i in range(8):  # psycopg prepares a statement on the server from its fifth execution
+    for i in range(8):  # psycopg prepares a statement on the server at its sixth execution
         assert buy(program, f"O-{i}", "c-1", 1_000 + i).status_code == 201
     before = prepared()
     assert before >= 5
