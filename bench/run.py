@@ -9,7 +9,7 @@
    with Zipf-distributed customers, balance reads, hold then capture, one hot customer, a mixed profile;
 4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries), then
    VACUUM ANALYZE and CHECKPOINT before the next one (see `settle`), and ANALYZE again after each
-   warm-up, so that plans are made on tables with rows in them (see `analyze`);
+   warm-up, so that plans are made on tables with rows in them (see `warm_up`);
 5. a soak run (default 600 s) sampling worker memory;
 6. writes bench/results/<timestamp>.json and bench/results/latest.md, and prints the table.
 
@@ -212,27 +212,31 @@ def verify(env: dict[str, str]) -> dict:
     return {"ok": report["ok"], "entries": report["entries"]}
 
 
+def _sql(url: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
 def settle(url: str) -> None:
     """VACUUM ANALYZE and CHECKPOINT, so that a scenario does not pay for the previous one's cleanup
     (autovacuum after a burst of writes halved the balance reads that followed it), as pgbench -i
     vacuums before its own run."""
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-        conn.execute("CHECKPOINT")
+    _sql(url, "VACUUM ANALYZE", "CHECKPOINT")
 
 
-def analyze(url: str) -> None:
-    """ANALYZE after a warm-up. A table analysed while empty (settle() before a scenario's first run)
-    gets plans that scan it whole, and a connection keeps a prepared statement's generic plan until the
-    table's statistics change: seen here as an idempotency record's UPDATE by id reading 470 pages a
-    call. Statistics taken after the warm-up rebuild those plans on tables with rows in them, as in
-    production, where the tables have history and autovacuum analyses them."""
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute("ANALYZE")
+def warm_up(wrk: str, script: str, http_url: str, connections: int, env: dict[str, str], db_url: str) -> None:
+    """`settle`, 3 s of the scenario's own load, then ANALYZE. A table analysed while empty (by
+    `settle` before a scenario's first run) gets plans that scan it whole, and a connection keeps a
+    prepared statement's generic plan until the table's statistics change: seen here as an idempotency
+    record's UPDATE by id reading 470 pages a call. Statistics taken after the warm-up rebuild those
+    plans on tables with rows in them, as in production, where the tables have history and
+    autovacuum analyses them."""
+    settle(db_url)
+    run_wrk(wrk, script, http_url, 3, connections, env)
+    _sql(db_url, "ANALYZE")
 
 
 def pgbench(bindir: Path, port: int, seconds: int, connections: int, init: bool = True) -> dict:
@@ -406,9 +410,8 @@ def main() -> int:
             try:
                 measured = {}
                 for name, script in (("purchases", "accrual_zipf.lua"), ("balance_reads", "balances.lua")):
-                    settle(proto_url)
-                    run_wrk(wrk, script, proto_http, 3, args.connections, {**proto_env, "RUN_ID": f"pw{time.time_ns()}"})
-                    analyze(proto_url)
+                    warm_up(wrk, script, proto_http, args.connections, {**proto_env, "RUN_ID": f"pw{time.time_ns()}"},
+                            proto_url)
                     measured[name] = run_wrk(wrk, script, proto_http, args.duration, args.connections,
                                              {**proto_env, "RUN_ID": f"p{time.time_ns()}"}, server.proc.pid)
                 return measured
@@ -442,10 +445,8 @@ def main() -> int:
             if only and name not in only:
                 continue
             print(f"scenario {name} ...", flush=True)
-            settle(url)
             run_env = {**wrk_env, "RUN_ID": f"{name[:4]}w{int(time.time())}"}
-            run_wrk(wrk, script, base_url, 3, args.connections, run_env)
-            analyze(url)
+            warm_up(wrk, script, base_url, args.connections, run_env, url)
             run_env["RUN_ID"] = f"{name[:4]}{int(time.time())}"
             with MemorySampler(service.proc.pid) as memory:
                 stats = run_wrk(wrk, script, base_url, args.duration, args.connections, run_env, service.proc.pid)
