@@ -180,7 +180,7 @@ def verify(app: Any) -> Callable[[], Any]:
     def verify_() -> Any:
         with app.extensions["ledger"].uow() as uow:
             report = verify_ledger(uow)
-        assert report.ok, report.to_dict()
+        assert report.ok, {k: v for k, v in report.to_dict().items() if v}
         return report
 
     return verify_

@@ -74,6 +74,8 @@ class ProgramRepository(Protocol):
     def save_settings(self, program_id: str, before: ProgramSettings, after: ProgramSettings,
                       at: datetime, actor: str, request_id: str | None) -> None: ...
     def changes(self, program_id: str, limit: int = 100) -> list[dict[str, Any]]: ...
+    def lock(self, program_id: str) -> None:
+        """Serialise rare program-wide work (referral registration, chain seals) until commit."""
 
 
 class ApiKeyRepository(Protocol):

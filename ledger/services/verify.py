@@ -119,7 +119,9 @@ def _verify_seals(uow: UnitOfWork, program_id: str | None, report: VerifyReport,
 
 def seal_program(uow: UnitOfWork, program_id: str, now) -> dict[str, Any] | None:  # noqa: ANN001
     """Seal every customer's chain head (entries whose writers have finished), chained to the previous
-    seal. Nothing new since the last seal: no seal."""
+    seal. Nothing new since the last seal: no seal. The program's lock serialises concurrent job
+    runs: the second reads the first's seal as the last one, instead of forking the chain beside it."""
+    uow.programs.lock(program_id)
     through_seq, below_xid = uow.books.seal_bound(program_id)
     seals = uow.books.seals(program_id)
     last = seals[-1] if seals else None

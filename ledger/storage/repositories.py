@@ -82,7 +82,7 @@ class SqlPrograms:
         return self._program(row) if row else None
 
     def lock(self, program_id: str) -> None:
-        """Serialise rare program-wide checks (referral registration) until commit."""
+        """Serialise rare program-wide work (referral registration, chain seals) until commit."""
         self.s.execute(select(PROGRAMS.c.id).where(PROGRAMS.c.id == program_id).with_for_update(key_share=True))
 
     def all(self) -> list[Program]:

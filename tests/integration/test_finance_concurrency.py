@@ -177,3 +177,42 @@ def test_concurrent_approvals_book_once_and_answer_alike(app, client, make_progr
     assert {e["transaction_id"] for e in entries if e["transaction_type"] == "adjustment"} == \
         {answer["transaction_id"]}
     assert verify().entries == 2 + 2
+
+
+# --------------------------------------------------------------------------- (d) seals chain, never fork
+
+def test_a_seal_made_while_another_is_uncommitted_waits_and_chains_to_it(app, make_program, enrol, buy, clock,
+                                                                          verify):
+    """Two job runners seal at once: the second waits for the first's seal instead of chaining its own
+    to the same predecessor (a fork that `verify` reports as a seal mismatch)."""
+    from ledger.services.verify import seal_program
+    from ledger.services.writes import transact
+
+    program = make_program()
+    enrol(program, "c-1")
+    assert buy(program, "P-1", "c-1", 10_000).status_code == 201
+    ledger = app.extensions["ledger"]
+
+    with ledger.uow(write=True) as uow_a:
+        first = seal_program(uow_a, program.id, clock.now())
+        assert first is not None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            second = pool.submit(transact, ledger.uow, lambda uow: seal_program(uow, program.id, clock.now()))
+            done_early = [second.done() or _settled(second)]
+            uow_a.commit()
+        assert done_early == [False], "the second seal did not wait for the first"
+        assert second.result(timeout=30) is None  # nothing booked since the first seal
+
+    assert buy(program, "P-2", "c-1", 10_000).status_code == 201
+    third = transact(ledger.uow, lambda uow: seal_program(uow, program.id, clock.now()))
+    assert third is not None and third["previous_digest"] == first["digest"]
+    assert verify().seals == 2
+
+
+def _settled(future: Any, seconds: float = 0.5) -> bool:
+    """Whether `future` finishes within `seconds`."""
+    try:
+        future.result(timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -97,6 +97,9 @@ class FakePrograms(_Repo):
     def changes(self, program_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return [c for c in reversed(self._s.program_changes) if c["program_id"] == program_id][:limit]
 
+    def lock(self, program_id: str) -> None:
+        """Nothing to do: the fakes run one unit of work at a time."""
+
 
 class FakeApiKeys(_Repo):
     def add(self, key: ApiKey, key_hash: str) -> None:
