@@ -37,7 +37,8 @@ from werkzeug.test import EnvironBuilder  # noqa: E402
 CUSTOMERS = 200
 
 
-def measure(name: str, call, requests: int, engines, profile: bool) -> dict:  # noqa: ANN001
+def measure(name: str, call, requests: int, engines, profile: bool, sort: str = "tottime",  # noqa: ANN001
+            top: int = 25) -> dict:
     """The best of three rounds of `requests` calls (this machine's speed drifts between rounds)."""
     from sqlalchemy import event
 
@@ -88,7 +89,7 @@ def measure(name: str, call, requests: int, engines, profile: bool) -> dict:  # 
         print(f"    {statement}")
     if profiler:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(top)
         print(out.getvalue()[out.getvalue().index("ncalls"):])
     return result
 
@@ -97,6 +98,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"],
+                        help="with --profile: rank functions by own time (default) or including callees")
+    parser.add_argument("--top", type=int, default=25, help="with --profile: how many functions to list")
     parser.add_argument("--test-client", action="store_true",
                         help="go through Flask's test client (as before 2026-11-27) instead of the WSGI callable")
     args = parser.parse_args()
@@ -137,8 +141,8 @@ def main() -> int:
         def balances(_tag: str) -> None:
             call("GET", f"/v1/customers/c-{rng.randrange(CUSTOMERS)}/balances", None, 200)
 
-        measure("POST /v1/purchases", purchase, args.requests, engines, args.profile)
-        measure("GET /v1/customers/{id}/balances", balances, args.requests, engines, args.profile)
+        measure("POST /v1/purchases", purchase, args.requests, engines, args.profile, args.sort, args.top)
+        measure("GET /v1/customers/{id}/balances", balances, args.requests, engines, args.profile, args.sort, args.top)
         app.extensions["ledger"].engines.dispose()
         return 0
     finally:

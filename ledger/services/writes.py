@@ -87,7 +87,7 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
     if request.idempotency_key is not None:
         claim = uow.idempotency.claim(request.program_id, "header", request.idempotency_key, request.fingerprint, now)
         if isinstance(claim, IdempotencyClaim):
-            return _replay_and_end(uow, claim, request.fingerprint, IdempotencyKeyReused(
+            return _replay(claim, request.fingerprint, IdempotencyKeyReused(
                 "this Idempotency-Key was used for another request; use a new key"))
         header_record = claim
     # The savepoint lets a refused business rule be stored under the header key without its writes.
@@ -99,9 +99,7 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
                 claim = uow.idempotency.claim(request.program_id, kind, key, request.fingerprint, now)
                 if isinstance(claim, IdempotencyClaim):
                     conflict = (request.on_conflict or DuplicateNaturalKey)(kind, key)
-                    if header_record is None:
-                        return _replay_and_end(uow, claim, request.fingerprint, conflict)
-                    return _replay(claim, request.fingerprint, conflict)  # the header claim is rolled back
+                    return _replay(claim, request.fingerprint, conflict)  # a header claim is rolled back
                 natural_record = claim
             answer = render(action(uow))
             if natural_record is not None:
@@ -114,16 +112,6 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
         uow.idempotency.complete(header_record, answer)
     uow.commit()
     return WriteOutcome(answer=answer, replayed=False)
-
-
-def _replay_and_end(uow: UnitOfWork, claim: IdempotencyClaim, fingerprint: str,
-                    mismatch: Exception) -> WriteOutcome:
-    """A replay found by the transaction's first claim, which wrote nothing: it ends with COMMIT, to the
-    same effect as ROLLBACK. (psycopg drops every statement a connection has prepared on ROLLBACK, so a
-    storefront's retry would otherwise cost the next requests on that connection their prepared plans.)"""
-    outcome = _replay(claim, fingerprint, mismatch)
-    uow.commit()
-    return outcome
 
 
 def _replay(claim: IdempotencyClaim, fingerprint: str, mismatch: Exception) -> WriteOutcome:

@@ -20,8 +20,9 @@ hand-written PostgreSQL statements (the booking, the purchase).
 from __future__ import annotations
 
 from collections import namedtuple
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection
 from sqlalchemy.sql import Executable
@@ -116,3 +117,63 @@ def driver_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]
         row_type = _ROW_TYPES[sql] = namedtuple("Row", [column.name for column in cursor.description])  # type: ignore[misc]
     make = row_type._make
     return [make(row) for row in raw]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ending a transaction, or a savepoint, without losing the connection's prepared statements.
+#
+# psycopg forgets every statement a connection has prepared whenever a ROLLBACK runs on it (its own
+# rollback(), or any statement whose status is ROLLBACK, so ROLLBACK TO SAVEPOINT too), and sends
+# DEALLOCATE ALL: the next five executions of each statement are parsed and planned again. It does so
+# because after a failed statement it cannot tell what was prepared, and because rolled-back DDL may
+# leave a statement naming objects that are gone. Prepared statements themselves are session objects:
+# the server keeps them across ROLLBACK, even those prepared inside the rolled-back transaction
+# (checked on PostgreSQL 15). So when no statement of the transaction failed (libpq's status is
+# INTRANS, not INERROR) and the transaction ran no DDL (request transactions never do), sending the
+# ROLLBACK on the libpq connection directly ends it and keeps them; SQLAlchemy's own rollback then
+# finds the connection idle and sends nothing. After a failed statement psycopg's way is kept.
+
+
+def _rollback_keeping_prepared(conn: Connection, command: bytes) -> bool:
+    """Send `command` (a ROLLBACK) past psycopg's statement cache if the transaction is still good.
+    True if it ran; False if psycopg's own way must be taken (a failed statement, or no driver)."""
+    from psycopg.pq import ExecStatus, TransactionStatus
+
+    if conn.dialect.name != "postgresql" or conn.invalidated or not conn.in_transaction():
+        return False
+    driver = conn.connection.driver_connection
+    if driver is None or driver.info.transaction_status != TransactionStatus.INTRANS:
+        return False
+    try:
+        result = driver.pgconn.exec_(command)
+    except Exception:  # noqa: BLE001 - a lost connection: the caller's way reports it
+        return False
+    return result.status == ExecStatus.COMMAND_OK
+
+
+def rollback(conn: Connection) -> None:
+    """Roll back the connection's transaction (see above for why not only `conn.rollback()`)."""
+    _rollback_keeping_prepared(conn, b"ROLLBACK")
+    conn.rollback()
+
+
+_SAVEPOINT = "ledger_savepoint"
+
+
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """A savepoint around the block, rolled back to if the block raises. On PostgreSQL it is issued
+    here rather than by SQLAlchemy's `begin_nested()`, so that a block refused in Python (a business
+    rule, under an Idempotency-Key) does not cost the connection its prepared statements."""
+    if conn.dialect.name != "postgresql":
+        with conn.begin_nested():
+            yield
+        return
+    _execute(conn, f"SAVEPOINT {_SAVEPOINT}", {}, returns_rows=False)
+    try:
+        yield
+    except BaseException:
+        if not _rollback_keeping_prepared(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}".encode()):
+            _execute(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}", {}, returns_rows=False)
+        raise
+    _execute(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}", {}, returns_rows=False)

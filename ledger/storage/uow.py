@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from .earning_repos import SqlEarning, SqlExpiry, SqlTiers
 from .engagement_repos import SqlAchievements, SqlEvents, SqlLeaderboard, SqlReferrals
 from .engine import Engines
+from . import driver
 from .analytics_repo import SqlAnalytics
 from .finance_repos import SqlBooks, SqlCorrections
 from .repositories import (
@@ -63,7 +64,7 @@ class SqlUnitOfWork:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self.connection.rollback()
+            driver.rollback(self.connection)
         finally:
             self.connection.close()
 
@@ -76,11 +77,11 @@ class SqlUnitOfWork:
         self.connection.execute(text("SELECT 1"))
 
     def rollback(self) -> None:
-        self.connection.rollback()
+        driver.rollback(self.connection)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        with self.connection.begin_nested():
+        with driver.savepoint(self.connection):
             yield
 
 

@@ -121,25 +121,48 @@ def test_writes_reuse_one_generic_plan_and_reports_keep_postgresqls_choice(app, 
 
 
 @pytest.mark.skipif(not ON_PG, reason="prepared statements are PostgreSQL's")
-def test_a_retried_purchase_keeps_the_connections_prepared_statements(app, program, enrol, buy):
-    """psycopg drops everything a connection has prepared on ROLLBACK: a replay, which writes
-    nothing, ends with COMMIT instead, so a storefront's retries do not cost the next requests
-    their prepared plans."""
+def test_retries_refusals_and_reads_keep_the_connections_prepared_statements(app, client, program, enrol, buy):
+    """psycopg drops everything a connection has prepared on any ROLLBACK, ROLLBACK TO SAVEPOINT
+    included (and sends DEALLOCATE ALL). A unit of work in which no statement failed ends past it
+    (storage/driver.py), so a storefront's retries, its refused writes and an app's reads do not cost
+    the next requests on that connection their prepared plans."""
     engines = app.extensions["ledger"].engines
 
-    def prepared() -> int:
-        with engines.write.connect() as conn:  # the connection the purchases used (one at a time)
-            count = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar()
-            conn.commit()  # not ROLLBACK, which would drop them
-        return count
+    def prepared(engine: Any) -> set[str]:
+        with engine.connect() as conn:  # the connection the requests used (one at a time)
+            texts = set(conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars())
+            conn.commit()
+        return texts
 
     enrol(program, "c-1")
     for i in range(8):  # psycopg prepares a statement on the server at its sixth execution
         assert buy(program, f"O-{i}", "c-1", 1_000 + i).status_code == 201
-    before = prepared()
-    assert before >= 5
-    assert buy(program, "O-0", "c-1", 1_000).headers.get("Idempotent-Replayed") == "true"  # the order id
-    assert buy(program, "O-K", "c-1", 500, headers={"Idempotency-Key": "k-1"}).status_code == 201
-    assert buy(program, "O-K", "c-1", 500, headers={"Idempotency-Key": "k-1"}).headers.get(
-        "Idempotent-Replayed") == "true"  # the header key
-    assert prepared() >= before
+    before = prepared(engines.write)
+    assert len(before) >= 5
+    key = {"Idempotency-Key": "k-1"}
+    assert buy(program, "O-0", "c-1", 1_000).headers.get("Idempotent-Replayed") == "true"  # by order id
+    assert buy(program, "O-K", "c-1", 500, headers=key).status_code == 201
+    assert buy(program, "O-K", "c-1", 500, headers=key).headers.get("Idempotent-Replayed") == "true"
+    assert prepared(engines.write) >= before
+    # Refused after the claims: without a key the transaction rolls back; under a key the refusal is
+    # kept and the business writes are rolled back to a savepoint.
+    refused = buy(program, "O-USD", "c-1", 500, currency="USD")
+    assert refused.status_code == 422 and refused.get_json()["code"] == "currency_mismatch"
+    assert prepared(engines.write) >= before
+    stored = buy(program, "O-USD2", "c-1", 500, headers={"Idempotency-Key": "k-2"}, currency="USD")
+    assert stored.status_code == 422
+    assert prepared(engines.write) >= before
+    again = buy(program, "O-USD2", "c-1", 500, headers={"Idempotency-Key": "k-2"}, currency="USD")
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.get_data() == stored.get_data()
+    for order in ("O-USD", "O-USD2"):  # nothing of either was written
+        assert client.get(f"/v1/purchases/{order}", headers=program.headers("storefront")).status_code == 404
+    assert buy(program, "O-9", "c-1", 900).status_code == 201
+    assert prepared(engines.write) >= before
+
+    # Reads run in a transaction that ends with ROLLBACK too.
+    for _ in range(8):
+        assert client.get("/v1/customers/c-1/activity?limit=5", headers=program.headers("app")).status_code == 200
+    reads = prepared(engines.read)
+    assert reads, "the activity read's statements were prepared"
+    assert client.get("/v1/customers/c-1/activity?limit=5", headers=program.headers("app")).status_code == 200
+    assert prepared(engines.read) >= reads
