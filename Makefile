@@ -1,4 +1,4 @@
-# GNU make. Targets: install, run, test, clean.
+# GNU make. Targets: install, run, test, clean, openapi, bench, profile.
 VENV ?= .venv
 PYTHON ?= python3
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k transfer -x"`.
@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test clean openapi bench
+.PHONY: install run test clean openapi bench profile
 
 install: $(INSTALLED)
 
@@ -57,3 +57,9 @@ openapi: install
 BENCH_ARGS ?=
 bench: install
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# Where Python's time goes under load: py-spy samples the workers during one wrk scenario.
+# PROFILE_ARGS, e.g. "--scenario balance_reads --duration 20" (default: the Zipf purchases, 15 s).
+PROFILE_ARGS ?=
+profile: install
+	$(VENV)/bin/python bench/profile_load.py $(PROFILE_ARGS)

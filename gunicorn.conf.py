@@ -19,3 +19,5 @@ reuse_port = os.environ.get("LEDGER_REUSE_PORT", "1") != "0"
 timeout = 60
 accesslog = "-"
 errorlog = "-"
+# The same access line as gunicorn's own logger, its fields computed only when the format uses them.
+logger_class = "api.access_log.AccessLogger"

@@ -45,6 +45,12 @@ VENV_BIN = Path(sys.executable).parent
 PG_SCRIPT = ROOT / "scripts" / "pg-test-server.sh"
 
 
+# The load scenarios, in the order they run: (name, wrk script under bench/lua).
+SCENARIOS = [("purchase_accrual_zipf", "accrual_zipf.lua"), ("balance_reads", "balances.lua"),
+             ("hold_then_capture", "hold_capture.lua"), ("hot_customer_purchases", "hot_customer.lua"),
+             ("mixed_storefront_app", "mixed.lua")]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -434,9 +440,7 @@ def main() -> int:
         base_url = f"http://127.0.0.1:{service.port}"
         wrk_env = {"KEY": keys["storefront"], "CUSTOMERS": str(args.customers)}
 
-        scenarios = [("purchase_accrual_zipf", "accrual_zipf.lua"), ("balance_reads", "balances.lua"),
-                     ("hold_then_capture", "hold_capture.lua"), ("hot_customer_purchases", "hot_customer.lua"),
-                     ("mixed_storefront_app", "mixed.lua")]
+        scenarios = SCENARIOS
         only = {name for name in args.only.split(",") if name}
         unknown = only - {name for name, _script in scenarios}
         if unknown:
