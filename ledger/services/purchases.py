@@ -92,10 +92,11 @@ def _release_at(settings, occurred_at: datetime) -> dict[str, datetime | None]: 
 
 
 def _program_and_customer(uow: UnitOfWork, program_id: str, cmd: PurchaseCommand,
-                          lock: bool) -> tuple[Program, Customer]:
-    """The program and the customer a purchase is for, refused for another currency or a blocked customer."""
+                          lock: bool, now: datetime | None = None) -> tuple[Program, Customer]:
+    """The program and the customer a purchase is for, refused for another currency or a blocked customer.
+    Locking, `now` is the instant the write's upkeep will be checked at (see `lock_with_program`)."""
     if lock:
-        program, customer = uow.customers.lock_with_program(program_id, cmd.customer_id)
+        program, customer = uow.customers.lock_with_program(program_id, cmd.customer_id, now)
     else:
         program, customer = uow.programs.get(program_id), uow.customers.get(program_id, cmd.customer_id)
     if cmd.currency != program.settings.currency:
@@ -108,7 +109,7 @@ def _program_and_customer(uow: UnitOfWork, program_id: str, cmd: PurchaseCommand
 def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: PurchaseCommand,
                     ctx: BookingContext) -> PurchaseResult:
     now = clock.now()
-    program, customer = _program_and_customer(uow, program_id, cmd, lock=True)
+    program, customer = _program_and_customer(uow, program_id, cmd, lock=True, now=now)
     settings = program.settings
     if cmd.referred_by:
         customer = referrals.register(uow, now, program, customer, cmd.referred_by)

@@ -74,7 +74,7 @@ def _view(row: dict[str, Any], customer_id: str, balances: Balances | None = Non
 
 def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand, ctx: BookingContext) -> RedemptionView:
     now = clock.now()
-    program, customer = uow.customers.lock_with_program(program_id, cmd.customer_id)
+    program, customer = uow.customers.lock_with_program(program_id, cmd.customer_id, now)
     settings = program.settings
     if cmd.asset == Asset.POINTS:
         if cmd.amount < settings.min_redeem_points or cmd.amount % settings.redeem_step_points:

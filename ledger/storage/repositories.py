@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
+from collections import namedtuple
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import BigInteger, Connection, and_, bindparam, cast, exists, func, insert, select, update
@@ -145,8 +146,9 @@ class SqlApiKeys:
 
 
 class SqlCustomers:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ledger: "SqlLedger | None" = None) -> None:
         self.s = conn
+        self._ledger = ledger
 
     @staticmethod
     def _customer(row: Any) -> Customer:
@@ -169,15 +171,38 @@ class SqlCustomers:
         row = self.s.execute(_LOCK_CUSTOMER, {"program_id": program_id, "customer_id": customer_id}).first()
         return self._customer(row) if row else None
 
-    def lock_with_program(self, program_id: str, customer_id: str) -> tuple[Program, Customer | None]:
+    def lock_with_program(self, program_id: str, customer_id: str,
+                          now: datetime | None = None) -> tuple[Program, Customer | None]:
         """The program and the customer's lock in one statement. The program row is as of the
-        statement's start, as if read just before taking the lock."""
+        statement's start, as if read just before taking the lock. On PostgreSQL, given `now`, the
+        accounts and upkeep flags that `SqlLedger.load_for_write(customer, now)` would read come in
+        the same round trip (`ledger_lock_customer_for_write`, migration 0007) and are handed to it."""
+        if now is not None and self._ledger is not None and self.s.dialect.name == "postgresql":
+            return self._lock_for_write(program_id, customer_id, now)
         row = _LOCK_CUSTOMER_WITH_PROGRAM.first(self.s, {"program_id": program_id, "customer_id": customer_id})
         if row is None:
             return SqlPrograms(self.s).get(program_id), None
         program = Program(id=program_id, settings=ProgramSettings.from_dict(row.program_settings),
                           created_at=row.program_created_at, earning_version=row.program_earning_version)
         return program, self._customer(row)
+
+    def _lock_for_write(self, program_id: str, customer_id: str, now: datetime) -> tuple[Program, Customer | None]:
+        refuse_naive(now)
+        rows = driver_rows(self.s, _LOCK_FOR_WRITE_ON_POSTGRESQL,
+                           {"program_id": program_id, "customer_id": customer_id, "now": now})
+        if not rows:
+            return SqlPrograms(self.s).get(program_id), None
+        first = rows[0]
+        # Instants as the UTCDateTime columns would return them (the text bypasses their processors).
+        customer = self._customer(first._replace(**{name: _utc(getattr(first, name)) for name in _CUSTOMER_INSTANTS}))
+        program = Program(id=program_id, settings=ProgramSettings.from_dict(first.program_settings),
+                          created_at=_utc(first.program_created_at), earning_version=first.program_earning_version)
+        accounts = [_LockedAccount(r.account_id, r.account_path, r.account_balance, _utc(r.account_recorded_at),
+                                   r.chain_head) for r in rows if r.account_id is not None]
+        due = (UpkeepDue(releases_due=first.releases_due, holds_lapsed=first.holds_lapsed,
+                         has_captures=first.has_captures) if accounts else UpkeepDue())
+        self._ledger.prefetched(customer, accounts, now, due)
+        return program, customer
 
     def lock_by_pk(self, customer_pk: int) -> Customer:
         row = self.s.execute(select(CUSTOMERS).where(CUSTOMERS.c.pk == customer_pk)
@@ -319,6 +344,16 @@ _PROGRAM_BY_ID = select(PROGRAMS).where(PROGRAMS.c.id == bindparam("program_id")
 _CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("program_id"),
                                          CUSTOMERS.c.customer_id == bindparam("customer_id"))
 _LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
+_LOCK_FOR_WRITE_ON_POSTGRESQL = "SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)"
+_CUSTOMER_INSTANTS = ("created_at", "updated_at", "tier_changed_at", "tier_evaluate_at", "tier_manual_until")
+# An account row as `_customer_accounts` returns it.
+_LockedAccount = namedtuple("_LockedAccount", "id path balance recorded_at chain_head")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(timezone.utc) if value is not None else None
+
+
 _LOCK_CUSTOMER_WITH_PROGRAM = Prepared(
     _CUSTOMER_BY_ID.add_columns(PROGRAMS.c.settings.label("program_settings"),
                                 PROGRAMS.c.created_at.label("program_created_at"),
@@ -348,6 +383,7 @@ class SqlLedger:
         self.s = conn
         self._customer_accounts: dict[int, dict[str, tuple[int, int]]] = {}
         self._chains: dict[int, tuple[str | None, datetime | None]] = {}  # pk -> (chain head, last recorded_at)
+        self._prefetched_due: dict[int, tuple[datetime, UpkeepDue]] = {}  # pk -> (now, flags) read by the lock
 
     def open_customer_accounts(self, customer: Customer) -> None:
         self.s.execute(insert(ACCOUNTS), [
@@ -395,8 +431,17 @@ class SqlLedger:
         self._chains[customer.pk] = (rows[0].chain_head if rows else None, latest)
         return accounts
 
+    def prefetched(self, customer: Customer, rows: Sequence[Any], now: datetime, due: UpkeepDue) -> None:
+        """What `load_for_write(customer, now)` reads, read by the customer's lock (`SqlCustomers.lock_with_program`)."""
+        self._remember_accounts(customer, rows)
+        self._prefetched_due[customer.pk] = (now, due)
+
     def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:
-        """The accounts (as `_load_customer_accounts`) and what upkeep is due, in one statement after the lock."""
+        """The accounts (as `_load_customer_accounts`) and what upkeep is due, in one statement after the
+        lock, unless the lock read them already (for the same instant)."""
+        prefetched = self._prefetched_due.pop(customer.pk, None)
+        if prefetched is not None and prefetched[0] == now:
+            return prefetched[1]
         rows = _ACCOUNTS_FOR_WRITE.all(self.s, {"customer_pk": customer.pk, "now": now})
         self._remember_accounts(customer, rows)
         if not rows:

@@ -42,8 +42,9 @@ class SqlUnitOfWork:
     # Repositories are made on first use: a balance read needs one of the twenty-one.
     programs = _repository(SqlPrograms)
     api_keys = _repository(SqlApiKeys)
-    customers = _repository(SqlCustomers)
     ledger = _repository(SqlLedger)
+    # The customers' lock may read the accounts for the ledger in the same round trip (PostgreSQL).
+    customers = functools.cached_property(lambda self: SqlCustomers(self.connection, self.ledger))
     purchases = _repository(SqlPurchases)
     lots = _repository(SqlLots)
     releases = _repository(SqlReleases)

@@ -130,7 +130,8 @@ class FakeApiKeys(_Repo):
 
 
 class FakeCustomers(_Repo):
-    def lock_with_program(self, program_id: str, customer_id: str) -> tuple[Any, Customer | None]:
+    def lock_with_program(self, program_id: str, customer_id: str,
+                          now: datetime | None = None) -> tuple[Any, Customer | None]:
         return self._uow.programs.get(program_id), self.lock(program_id, customer_id)
 
     def get(self, program_id: str, customer_id: str) -> Customer | None:
