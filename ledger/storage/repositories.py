@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections import namedtuple
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -192,16 +191,16 @@ class SqlCustomers:
                            {"program_id": program_id, "customer_id": customer_id, "now": now})
         if not rows:
             return SqlPrograms(self.s).get(program_id), None
-        first = rows[0]
+        (row,) = rows
         # Instants as the UTCDateTime columns would return them (the text bypasses their processors).
-        customer = self._customer(first._replace(**{name: _utc(getattr(first, name)) for name in _CUSTOMER_INSTANTS}))
-        program = Program(id=program_id, settings=ProgramSettings.from_dict(first.program_settings),
-                          created_at=_utc(first.program_created_at), earning_version=first.program_earning_version)
-        accounts = [_LockedAccount(r.account_id, r.account_path, r.account_balance, _utc(r.account_recorded_at),
-                                   r.chain_head) for r in rows if r.account_id is not None]
-        due = (UpkeepDue(releases_due=first.releases_due, holds_lapsed=first.holds_lapsed,
-                         has_captures=first.has_captures) if accounts else UpkeepDue())
-        self._ledger.prefetched(customer, accounts, now, due)
+        customer = self._customer(row._replace(**{name: _utc(getattr(row, name)) for name in _CUSTOMER_INSTANTS}))
+        program = Program(id=program_id, settings=ProgramSettings.from_dict(row.program_settings),
+                          created_at=_utc(row.program_created_at), earning_version=row.program_earning_version)
+        accounts = dict(zip(row.account_paths or (), zip(row.account_ids or (), row.account_balances or ())))
+        due = (UpkeepDue(releases_due=row.releases_due, holds_lapsed=row.holds_lapsed,
+                         has_captures=row.has_captures) if accounts else UpkeepDue())
+        self._ledger.prefetched(customer, accounts, row.chain_head if accounts else None,
+                                _utc(row.latest_recorded_at), now, due)
         return program, customer
 
     def lock_by_pk(self, customer_pk: int) -> Customer:
@@ -346,8 +345,6 @@ _CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("p
 _LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
 _LOCK_FOR_WRITE_ON_POSTGRESQL = "SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)"
 _CUSTOMER_INSTANTS = ("created_at", "updated_at", "tier_changed_at", "tier_evaluate_at", "tier_manual_until")
-# An account row as `_customer_accounts` returns it.
-_LockedAccount = namedtuple("_LockedAccount", "id path balance recorded_at chain_head")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -426,14 +423,21 @@ class SqlLedger:
         return accounts
 
     def _remember_accounts(self, customer: Customer, rows: Sequence[Any]) -> dict[str, tuple[int, int]]:
-        accounts = self._customer_accounts[customer.pk] = {r.path: (r.id, r.balance) for r in rows}
         latest = max((r.recorded_at for r in rows if r.recorded_at is not None), default=None)
-        self._chains[customer.pk] = (rows[0].chain_head if rows else None, latest)
+        return self._remember(customer, {r.path: (r.id, r.balance) for r in rows},
+                              rows[0].chain_head if rows else None, latest)
+
+    def _remember(self, customer: Customer, accounts: dict[str, tuple[int, int]], chain_head: str | None,
+                  latest: datetime | None) -> dict[str, tuple[int, int]]:
+        self._customer_accounts[customer.pk] = accounts
+        self._chains[customer.pk] = (chain_head, latest)
         return accounts
 
-    def prefetched(self, customer: Customer, rows: Sequence[Any], now: datetime, due: UpkeepDue) -> None:
-        """What `load_for_write(customer, now)` reads, read by the customer's lock (`SqlCustomers.lock_with_program`)."""
-        self._remember_accounts(customer, rows)
+    def prefetched(self, customer: Customer, accounts: dict[str, tuple[int, int]], chain_head: str | None,
+                   latest: datetime | None, now: datetime, due: UpkeepDue) -> None:
+        """What `load_for_write(customer, now)` reads (path -> (account id, cached balance), the chain
+        head, the latest entry's time, the flags), read by the customer's lock (`SqlCustomers.lock_with_program`)."""
+        self._remember(customer, accounts, chain_head, latest)
         self._prefetched_due[customer.pk] = (now, due)
 
     def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:

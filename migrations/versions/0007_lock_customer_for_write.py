@@ -2,8 +2,9 @@
 
 `ledger_lock_customer_for_write(program_id, customer_id, now)` locks the customer's row (FOR NO KEY
 UPDATE, as `SqlCustomers.lock`), then returns the customer, its program, its accounts with their
-cached balances and latest entry time, the chain head, and the three upkeep flags (pending value
-due, holds lapsed, any capture ever): one row per account. A purchase and a hold made these two
+cached balances (as arrays, so that the customer and the program come once), the time of its latest
+entry, the chain head, and the three upkeep flags (pending value due, holds lapsed, any capture
+ever), in one row. A purchase and a hold made these two
 statements, and the second could not be joined into the first: under READ COMMITTED a statement
 that waited for a lock re-reads only the locked row, so joined rows would come from the snapshot
 taken before the wait. A VOLATILE function takes a fresh snapshot for each query it runs, so the
@@ -31,7 +32,7 @@ RETURNS TABLE (
     created_at timestamptz, updated_at timestamptz, tier_id varchar, tier_changed_at timestamptz,
     tier_evaluate_at timestamptz, tier_manual_until timestamptz, referral_code varchar, referred_by_pk bigint,
     program_settings json, program_created_at timestamptz, program_earning_version bigint,
-    account_id bigint, account_path varchar, account_balance bigint, account_recorded_at timestamptz,
+    account_ids bigint[], account_paths varchar[], account_balances bigint[], latest_recorded_at timestamptz,
     chain_head varchar, releases_due boolean, holds_lapsed boolean, has_captures boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
@@ -50,7 +51,7 @@ BEGIN
            c.leaderboard_opt_in, c.status, c.created_at, c.updated_at, c.tier_id, c.tier_changed_at,
            c.tier_evaluate_at, c.tier_manual_until, c.referral_code, c.referred_by_pk,
            p.settings, p.created_at, p.earning_version,
-           a.id, a.path, a.balance, e.recorded_at, c.chain_head,
+           acc.ids, acc.paths, acc.balances, acc.latest, c.chain_head,
            EXISTS (SELECT 1 FROM pending_releases r
                     WHERE r.customer_pk = locked AND r.released_transaction_id IS NULL
                       AND r.release_at <= p_now AND r.amount > r.reversed_amount),
@@ -59,8 +60,11 @@ BEGIN
            EXISTS (SELECT 1 FROM redemptions h WHERE h.customer_pk = locked AND h.status = 'captured')
       FROM customers c
       JOIN programs p ON p.id = c.program_id
-      LEFT JOIN accounts a ON a.customer_pk = c.pk
-      LEFT JOIN entries e ON e.seq = a.last_seq
+     CROSS JOIN LATERAL (
+           SELECT array_agg(a.id ORDER BY a.id) AS ids, array_agg(a.path ORDER BY a.id) AS paths,
+                  array_agg(a.balance ORDER BY a.id) AS balances, max(e.recorded_at) AS latest
+             FROM accounts a LEFT JOIN entries e ON e.seq = a.last_seq
+            WHERE a.customer_pk = c.pk) acc
      WHERE c.pk = locked;
 END
 $$

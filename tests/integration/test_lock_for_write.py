@@ -15,7 +15,12 @@ import pytest
 pytestmark = pytest.mark.skipif(os.environ.get("LEDGER_TEST_BACKEND", "sqlite") != "postgresql",
                                 reason="PostgreSQL's row locks")
 
-CALL = "SELECT account_path, account_balance, releases_due FROM ledger_lock_customer_for_write(%s, %s, %s)"
+CALL = "SELECT account_paths, account_balances FROM ledger_lock_customer_for_write(%s, %s, %s)"
+
+
+def _balances(conn: psycopg.Connection, program_id: str, customer_id: str, now: datetime) -> dict[str, int]:
+    (paths, balances), = conn.execute(CALL, (program_id, customer_id, now)).fetchall()
+    return dict(zip(paths, balances))
 
 
 def _connect(database_url: str) -> psycopg.Connection:
@@ -28,7 +33,7 @@ def test_a_call_that_waited_for_the_lock_sees_the_holders_committed_balances(dat
     now = datetime.now(timezone.utc)
     holder, waiter = _connect(database_url), _connect(database_url)
     try:
-        before = dict((path, balance) for path, balance, _due in holder.execute(CALL, (program.id, "c-1", now)))
+        before = _balances(holder, program.id, "c-1", now)
         account = "customer/c-1/points/available"
         assert before[account] == 100
         # The holder changes a cached balance under the lock (as a booking would) and has not committed.
@@ -37,7 +42,7 @@ def test_a_call_that_waited_for_the_lock_sees_the_holders_committed_balances(dat
         seen: dict = {}
 
         def wait_for_the_lock() -> None:
-            seen.update((path, balance) for path, balance, _due in waiter.execute(CALL, (program.id, "c-1", now)))
+            seen.update(_balances(waiter, program.id, "c-1", now))
 
         thread = threading.Thread(target=wait_for_the_lock)
         thread.start()
