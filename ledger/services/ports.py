@@ -167,7 +167,8 @@ class TierRepository(Protocol):
 class IdempotencyRepository(Protocol):
     def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
         """Claim a key: the new record's id, or the earlier claim (after waiting for it to commit)."""
-    def complete(self, record_id: int, answer: StoredAnswer) -> None: ...
+    def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
+        """Store `answer` on one or two claims (a natural key's and a header key's) at once."""
 
 
 class AuditRepository(Protocol):

@@ -90,6 +90,7 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
             return _replay(claim, request.fingerprint, IdempotencyKeyReused(
                 "this Idempotency-Key was used for another request; use a new key"))
         header_record = claim
+    completed: list[int] = []  # the claims that get the answer, written in one statement at the end
     # The savepoint lets a refused business rule be stored under the header key without its writes.
     try:
         with uow.savepoint() if header_record is not None else nullcontext():
@@ -103,13 +104,15 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
                 natural_record = claim
             answer = render(action(uow))
             if natural_record is not None:
-                uow.idempotency.complete(natural_record, answer)
+                completed.append(natural_record)  # a refusal rolls this claim back with the savepoint
     except BusinessRuleViolation as error:
         if header_record is None:
             raise
         answer = render_error(error)
     if header_record is not None:
-        uow.idempotency.complete(header_record, answer)
+        completed.append(header_record)
+    if completed:
+        uow.idempotency.complete(tuple(completed), answer)
     uow.commit()
     return WriteOutcome(answer=answer, replayed=False)
 

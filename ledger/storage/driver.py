@@ -164,7 +164,9 @@ _SAVEPOINT = "ledger_savepoint"
 def savepoint(conn: Connection) -> Iterator[None]:
     """A savepoint around the block, rolled back to if the block raises. On PostgreSQL it is issued
     here rather than by SQLAlchemy's `begin_nested()`, so that a block refused in Python (a business
-    rule, under an Idempotency-Key) does not cost the connection its prepared statements."""
+    rule, under an Idempotency-Key) does not cost the connection its prepared statements; and it is
+    not released after a block that succeeded: COMMIT releases it, and RELEASE would be one more round
+    trip on every write under an Idempotency-Key (a write transaction takes at most one savepoint)."""
     if conn.dialect.name != "postgresql":
         with conn.begin_nested():
             yield
@@ -176,4 +178,3 @@ def savepoint(conn: Connection) -> Iterator[None]:
         if not _rollback_keeping_prepared(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}".encode()):
             _execute(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}", {}, returns_rows=False)
         raise
-    _execute(conn, f"RELEASE SAVEPOINT {_SAVEPOINT}", {}, returns_rows=False)

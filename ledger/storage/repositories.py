@@ -362,8 +362,10 @@ _UPDATE_BALANCES = (update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("account_i
                     .values(balance=bindparam("new_balance"), last_seq=bindparam("new_last_seq")))
 _UPDATE_CHAIN_HEAD = (update(CUSTOMERS).where(CUSTOMERS.c.pk == bindparam("customer_pk"))
                       .values(chain_head=bindparam("new_head")))
-_COMPLETE_IDEMPOTENCY = Prepared(update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == bindparam("record_id"))
-                                  .values(status_code=bindparam("new_status"), body=bindparam("new_body")))
+# One or two claims (a natural key's and a header key's) get the same answer in one statement.
+_COMPLETE_IDEMPOTENCY = Prepared(
+    update(IDEMPOTENCY).where(IDEMPOTENCY.c.id.in_([bindparam("record_id"), bindparam("other_record_id")]))
+    .values(status_code=bindparam("new_status"), body=bindparam("new_body")))
 _CLAIM_ON_POSTGRESQL = Prepared(
     postgresql.insert(IDEMPOTENCY)
     .values(**{name: bindparam(f"claim_{name}") for name in ("program_id", "scope", "key", "fingerprint", "created_at")})
@@ -734,9 +736,11 @@ class SqlIdempotency:
         answer = StoredAnswer(row.status_code, row.body) if row.status_code is not None else None
         return IdempotencyClaim(record_id=row.id, fingerprint=row.fingerprint, answer=answer)
 
-    def complete(self, record_id: int, answer: StoredAnswer) -> None:
-        _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_id, "new_status": answer.status,
-                                           "new_body": answer.body})
+    def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
+        if not 1 <= len(record_ids) <= 2:
+            raise ValueError(f"one or two claims at a time, not {len(record_ids)}")
+        _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_ids[0], "other_record_id": record_ids[-1],
+                                           "new_status": answer.status, "new_body": answer.body})
 
 
 def _ints(row: Any) -> dict[str, Any]:

@@ -67,6 +67,25 @@ def test_a_purchase_with_nothing_due_is_five_statements_on_postgresql(app, clien
     assert trips[0] == "INSERT INTO idempotency_records" and trips[-1] == "UPDATE idempotency_records SET"
 
 
+def test_a_purchase_under_an_idempotency_key_adds_two_statements_on_postgresql(app, client, program, enrol, buy):
+    """The header key's claim and the savepoint that lets a refusal be stored under it; the two
+    claims get the answer in one statement, and COMMIT releases the savepoint."""
+    enrol(program, "c-1")
+    assert buy(program, "warm", "c-1", 1_000).status_code == 201
+    with statements(app) as seen:
+        assert buy(program, "O-1", "c-1", 12_345, headers={"Idempotency-Key": "k-1"}).status_code == 201
+    trips = _round_trips(seen)
+    if ON_PG:
+        assert trips == ["INSERT INTO idempotency_records", "SAVEPOINT ledger_savepoint", "INSERT INTO idempotency_records",
+                         "SELECT * FROM", "WITH tx AS", "WITH purchase AS", "UPDATE idempotency_records SET"], trips
+        assert not any(s.startswith("RELEASE") for s in seen), seen
+    assert sum(s.startswith("UPDATE idempotency_records") for s in seen) == 1, seen
+    replay = buy(program, "O-1", "c-1", 12_345, headers={"Idempotency-Key": "k-1"})
+    by_order = buy(program, "O-1", "c-1", 12_345)
+    assert replay.headers.get("Idempotent-Replayed") == by_order.headers.get("Idempotent-Replayed") == "true"
+    assert replay.get_data() == by_order.get_data()  # both claims hold the first answer
+
+
 def test_due_value_is_still_released_before_the_purchase_books(app, client, program, enrol, buy, clock):
     """The flags skip the release query only when nothing is due: 31 days later the cashback held
     30 days is released by the next purchase, in the same request."""

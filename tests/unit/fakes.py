@@ -350,9 +350,11 @@ class FakeIdempotency(_Repo):
                                    "fingerprint": fingerprint, "created_at": at, "status": None, "body": None}
         return pk
 
-    def complete(self, record_id: int, answer: StoredAnswer) -> None:
-        record = self._s.idempotency[record_id]
-        record["status"], record["body"] = answer.status, answer.body
+    def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
+        assert 1 <= len(record_ids) <= 2, record_ids
+        for record_id in record_ids:
+            record = self._s.idempotency[record_id]
+            record["status"], record["body"] = answer.status, answer.body
 
 
 class FakeRedemptions(_Repo):
