@@ -101,6 +101,8 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"],
                         help="with --profile: rank functions by own time (default) or including callees")
     parser.add_argument("--top", type=int, default=25, help="with --profile: how many functions to list")
+    parser.add_argument("--idempotency-key", action="store_true",
+                        help="send a new Idempotency-Key with every purchase, as a storefront that retries would")
     parser.add_argument("--test-client", action="store_true",
                         help="go through Flask's test client (as before 2026-11-27) instead of the WSGI callable")
     args = parser.parse_args()
@@ -122,12 +124,13 @@ def main() -> int:
         headers = {"Authorization": f"Bearer {keys['storefront']}", "Content-Type": "application/json"}
         rng = random.Random(7)
 
-        def call(method: str, path: str, body: str | None, expected: int) -> None:
+        def call(method: str, path: str, body: str | None, expected: int, extra: dict | None = None) -> None:
+            headers_ = {**headers, **(extra or {})}
             if args.test_client:
-                response = client.open(path, method=method, headers=headers, data=body)
+                response = client.open(path, method=method, headers=headers_, data=body)
                 status, data = response.status_code, response.get_data()
             else:  # as gunicorn calls it: the WSGI callable, no test client around it
-                environ = EnvironBuilder(path=path, method=method, headers=headers, data=body).get_environ()
+                environ = EnvironBuilder(path=path, method=method, headers=headers_, data=body).get_environ()
                 answer: list[str] = []
                 data = b"".join(app(environ, lambda status_, headers_, exc_info=None: answer.append(status_)))
                 status = int(answer[0].split()[0])
@@ -136,7 +139,8 @@ def main() -> int:
         def purchase(tag: str) -> None:
             body = {"order_id": f"p-{tag}", "customer_id": f"c-{rng.randrange(CUSTOMERS)}", "amount": 1234,
                     "currency": "EUR"}
-            call("POST", "/v1/purchases", json.dumps(body), 201)
+            call("POST", "/v1/purchases", json.dumps(body), 201,
+                 {"Idempotency-Key": f"key-{tag}"} if args.idempotency_key else None)
 
         def balances(_tag: str) -> None:
             call("GET", f"/v1/customers/c-{rng.randrange(CUSTOMERS)}/balances", None, 200)
