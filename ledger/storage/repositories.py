@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import BigInteger, Connection, and_, bindparam, cast, exists, func, insert, select, update
@@ -19,7 +19,7 @@ from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
 from .driver import Prepared, driver_rows
-from .types import refuse_naive
+from .types import as_utc, refuse_naive
 from .tables import (
     AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, LotConsumptionRow, PendingReleaseRow, PointsLotRow,
     ProgramChangeRow, ProgramRow, PurchaseRow, RedemptionEventRow, RedemptionRow, RefundRow, TransactionRow,
@@ -175,7 +175,8 @@ class SqlCustomers:
         """The program and the customer's lock in one statement. The program row is as of the
         statement's start, as if read just before taking the lock. On PostgreSQL, given `now`, the
         accounts and upkeep flags that `SqlLedger.load_for_write(customer, now)` would read come in
-        the same round trip (`ledger_lock_customer_for_write`, migration 0007) and are handed to it."""
+        the same round trip (`ledger_lock_customer_for_write`, migration 0007) and are handed to it;
+        that call reads the program after the lock."""
         if now is not None and self._ledger is not None and self.s.dialect.name == "postgresql":
             return self._lock_for_write(program_id, customer_id, now)
         row = _LOCK_CUSTOMER_WITH_PROGRAM.first(self.s, {"program_id": program_id, "customer_id": customer_id})
@@ -193,14 +194,14 @@ class SqlCustomers:
             return SqlPrograms(self.s).get(program_id), None
         (row,) = rows
         # Instants as the UTCDateTime columns would return them (the text bypasses their processors).
-        customer = self._customer(row._replace(**{name: _utc(getattr(row, name)) for name in _CUSTOMER_INSTANTS}))
+        customer = self._customer(row._replace(**{name: as_utc(getattr(row, name)) for name in _CUSTOMER_INSTANTS}))
         program = Program(id=program_id, settings=ProgramSettings.from_dict(row.program_settings),
-                          created_at=_utc(row.program_created_at), earning_version=row.program_earning_version)
+                          created_at=as_utc(row.program_created_at), earning_version=row.program_earning_version)
         accounts = dict(zip(row.account_paths or (), zip(row.account_ids or (), row.account_balances or ())))
         due = (UpkeepDue(releases_due=row.releases_due, holds_lapsed=row.holds_lapsed,
                          has_captures=row.has_captures) if accounts else UpkeepDue())
         self._ledger.prefetched(customer, accounts, row.chain_head if accounts else None,
-                                _utc(row.latest_recorded_at), now, due)
+                                as_utc(row.latest_recorded_at), now, due)
         return program, customer
 
     def lock_by_pk(self, customer_pk: int) -> Customer:
@@ -345,10 +346,6 @@ _CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("p
 _LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
 _LOCK_FOR_WRITE_ON_POSTGRESQL = "SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)"
 _CUSTOMER_INSTANTS = ("created_at", "updated_at", "tier_changed_at", "tier_evaluate_at", "tier_manual_until")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(timezone.utc) if value is not None else None
 
 
 _LOCK_CUSTOMER_WITH_PROGRAM = Prepared(
