@@ -58,6 +58,18 @@ class PostedTransaction:
 
 
 @dataclass(frozen=True, slots=True)
+class Accrual:
+    """What a purchase earns, booked with its row: `LedgerRepository.post`'s arguments, the
+    transaction's id chosen beforehand (the purchase row and its lot name it)."""
+
+    draft: TransactionDraft
+    ctx: BookingContext
+    recorded_at: datetime
+    customer: Customer
+    transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class UpkeepDue:
     """What a write must do first for a locked customer, read with its accounts in one statement.
     A false flag is exact (nothing of that kind exists), so its query can be skipped."""
@@ -104,8 +116,9 @@ class LedgerRepository(Protocol):
     def open_customer_accounts(self, customer: Customer) -> None: ...
     def ensure_house_accounts(self, program_id: str, accounts: Iterable[tuple[str, str]]) -> None: ...
     def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
-             customer: Customer | None) -> PostedTransaction:
-        """Book a balanced draft: one transaction row, its entries, and the customer's cached balances."""
+             customer: Customer | None, transaction_id: str | None = None) -> PostedTransaction:
+        """Book a balanced draft: one transaction row (a new id unless given), its entries, and the
+        customer's cached balances."""
     def customer_balances(self, customer: Customer) -> dict[str, int]: ...
     def load_for_write(self, customer: Customer, now: datetime) -> UpkeepDue:
         """After the customer's lock: load its accounts for this unit of work and say what upkeep is due."""
@@ -119,9 +132,11 @@ class LedgerRepository(Protocol):
 class PurchaseRepository(Protocol):
     def add(self, **fields: Any) -> int: ...
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
-                                  lot: dict[str, Any] | None) -> tuple[int, int | None]:
-        """The purchase row, its pending releases (asset, amount, release_at) and its points lot, in
-        one round trip where the database allows; returns (purchase pk, lot id or None)."""
+                                  lot: dict[str, Any] | None,
+                                  accrual: Accrual | None = None) -> tuple[int, int | None]:
+        """The purchase's accrual (booked as `LedgerRepository.post` books it), the purchase row, its
+        pending releases (asset, amount, release_at) and its points lot, in one round trip where the
+        database allows; returns (purchase pk, lot id or None)."""
     def order_id_of(self, purchase_pk: int) -> str: ...
     def get(self, program_id: str, order_id: str) -> dict[str, Any] | None: ...
 

@@ -17,11 +17,12 @@ from ..domain.programs import Program
 from ..domain.earning import EarningResult, OrderToEarn, PurchaseLine, check_lines_reconcile
 from ..domain.earning_config import EarningConfig
 from ..domain.expiry import lot_expires_at
+from ..domain.ids import new_id
 from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from . import achievements, referrals
 from .customers import enrolled
-from .ports import BookingContext, UnitOfWork
+from .ports import Accrual, BookingContext, UnitOfWork
 from .queries import balances_of
 from .lots import available_points, new_lot, repay_debt_from_lot
 from .earning import config_for, earn, paid_with_rewards, record_awards
@@ -129,7 +130,8 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
             bucket = Bucket.PENDING if release_at[asset] else Bucket.AVAILABLE
             postings += transfer(asset, purchase_source(asset), customer.account(asset, bucket), amount)
 
-    transaction_id = None
+    transaction_id = new_id("txn") if postings else None
+    accrual = None
     if postings:
         draft = TransactionDraft(
             type="purchase_accrual",
@@ -142,7 +144,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
                 release_at[Asset.CASHBACK] if result.cashback else None),
             metadata={"amount": cmd.amount, "config_version": config.version, **earn_rates(settings)},
         )
-        transaction_id = uow.ledger.post(program_id, draft, ctx, now, customer).id
+        accrual = Accrual(draft, ctx, now, customer, transaction_id)
 
     releases = [{"asset": asset.value, "amount": amount, "release_at": release_at[asset]}
                 for asset, amount in amounts.items() if amount > 0 and release_at[asset]]
@@ -151,6 +153,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         points_available_at = release_at[Asset.POINTS] or now
         lot = new_lot(settings, customer, result.points, transaction_id, "purchase", now, points_available_at,
                       lot_expires_at(settings, points_available_at))
+    # The accrual is booked with the purchase row: one round trip less under the customer's lock.
     purchase_pk, lot_id = uow.purchases.add_with_releases_and_lot(dict(
         program_id=program_id, order_id=cmd.order_id, customer_pk=customer.pk, transaction_id=transaction_id,
         amount=cmd.amount, currency=cmd.currency, tax=cmd.tax, shipping=cmd.shipping, channel=cmd.channel,
@@ -158,7 +161,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         points_earned=result.points, cashback_earned=result.cashback, occurred_at=occurred_at, recorded_at=now,
         earn_rates=earn_rates(settings), config_version=config.version or None,
         earning={"paid": paid, "facts": facts.to_dict(), "trace": result.trace, "base_settings": base_settings(settings)},
-    ), releases, lot)
+    ), releases, lot, accrual)
     if lot_id is not None:
         pending = release_at[Asset.POINTS] is not None
         repay_debt_from_lot(uow, lot_id, result.points, transaction_id,

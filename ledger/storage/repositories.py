@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -17,7 +18,7 @@ from ..domain.customers import PROFILE_FIELDS, Customer
 from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
-from ..services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
+from ..services.ports import Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
 from .driver import Prepared, driver_rows
 from .types import as_utc, refuse_naive
 from .tables import (
@@ -334,6 +335,16 @@ WITH purchase AS (
 SELECT purchase.id, (SELECT id FROM lot) AS lot_id FROM purchase
 """
 
+# PostgreSQL: a purchase that earns, in one round trip: the booking's CTEs, then the purchase's (its
+# parameters prefixed with p_). Foreign keys from the purchase and the lot to the transaction are
+# checked at the end of the statement, when the transaction row is there.
+_PURCHASE_WITH_ACCRUAL_ON_POSTGRESQL = (
+    _BOOK_ON_POSTGRESQL[:_BOOK_ON_POSTGRESQL.index("SELECT tx.seq")].rstrip() + ","
+    + _PURCHASE_ON_POSTGRESQL[:_PURCHASE_ON_POSTGRESQL.index("SELECT purchase.id")].replace("WITH purchase AS", " purchase AS", 1)
+    .replace("%(", "%(p_")
+    + "SELECT tx.seq AS transaction_seq, booked.seq, (SELECT id FROM purchase) AS purchase_id,"
+      " (SELECT id FROM lot) AS lot_id FROM tx, booked ORDER BY booked.seq\n")
+
 
 # Built once: constructing this statement cost more than running it.
 _BALANCE_VIEW = Prepared(_balance_view())
@@ -367,6 +378,29 @@ _CLAIM_ON_POSTGRESQL = Prepared(
     postgresql.insert(IDEMPOTENCY)
     .values(**{name: bindparam(f"claim_{name}") for name in ("program_id", "scope", "key", "fingerprint", "created_at")})
     .on_conflict_do_nothing().returning(IDEMPOTENCY.c.id))
+
+
+@dataclass(frozen=True, slots=True)
+class _Booking:
+    """A transaction as `SqlLedger.prepare` computed it: the rows to write, not yet written."""
+
+    customer: Customer
+    draft: TransactionDraft
+    transaction: dict[str, Any]
+    rows: list[dict[str, Any]]
+    new_balances: dict[int, int]  # account id -> cached balance after the transaction
+    head: str  # the customer's chain head after it
+
+    def params(self) -> dict[str, Any]:
+        """`_BOOK_ON_POSTGRESQL`'s parameters, bound as the column types would bind them (the text
+        bypasses them): JSON as text, aware instants."""
+        transaction, rows = self.transaction, self.rows
+        refuse_naive(transaction["occurred_at"], transaction["recorded_at"])
+        return {**transaction, "details": json.dumps(transaction["details"]), "chain_head": self.head,
+                "e_account_id": [r["account_id"] for r in rows], "e_asset": [r["asset"] for r in rows],
+                "e_amount": [r["amount"] for r in rows], "e_balance_after": [r["balance_after"] for r in rows],
+                "e_chain_hash": [r["chain_hash"] for r in rows],
+                "b_account_id": list(self.new_balances), "b_balance": list(self.new_balances.values())}
 
 
 class SqlLedger:
@@ -453,7 +487,28 @@ class SqlLedger:
                          has_captures=bool(rows[0].has_captures))
 
     def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
-             customer: Customer | None) -> PostedTransaction:
+             customer: Customer | None, transaction_id: str | None = None) -> PostedTransaction:
+        booking = self.prepare(program_id, draft, ctx, recorded_at, customer, transaction_id)
+        if self.s.dialect.name == "postgresql":
+            booked = driver_rows(self.s, _BOOK_ON_POSTGRESQL, booking.params())
+            return self.booked(booking, booked[0].transaction_seq, [r.seq for r in booked])
+        transaction, rows = booking.transaction, booking.rows
+        seq = self.s.execute(_insert_returning(TRANSACTIONS, "seq"), transaction).scalar_one()
+        seqs = self.s.execute(_INSERT_ENTRIES, rows).scalars().all()
+        last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
+        if booking.new_balances:
+            self.s.execute(
+                _UPDATE_BALANCES,
+                [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
+                 for a, b in booking.new_balances.items()],
+            )
+        self.s.execute(_UPDATE_CHAIN_HEAD, {"customer_pk": booking.customer.pk, "new_head": booking.head})
+        return self.booked(booking, seq, seqs)
+
+    def prepare(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
+                customer: Customer | None, transaction_id: str | None = None) -> "_Booking":
+        """The rows `post` writes (entries with their chain links and balances after), written by
+        nothing yet; `booked` then records them as written."""
         if customer is None:
             raise ValueError("every transaction belongs to a customer: its chain needs the customer's lock")
         accounts = self._load_customer_accounts(customer)
@@ -463,7 +518,7 @@ class SqlLedger:
         # answers as-of reads.
         if latest is not None and latest > recorded_at:
             recorded_at = latest
-        transaction_id = new_id("txn")
+        transaction_id = transaction_id or new_id("txn")
         header = chain.transaction_header(
             transaction_id=transaction_id, type=draft.type, reference_kind=draft.reference.kind,
             reference_id=draft.reference.id, actor=ctx.actor, request_id=ctx.request_id,
@@ -496,44 +551,24 @@ class SqlLedger:
             rows.append({"program_id": program_id, "transaction_id": transaction_id, "account_id": account_id,
                          "asset": posting.asset, "amount": posting.amount, "balance_after": balance_after,
                          "recorded_at": recorded_at, "chain_hash": head})
-        if self.s.dialect.name == "postgresql":
-            seq, seqs = self._book_in_one_statement(transaction, rows, new_balances, head)
-        else:
-            seq = self.s.execute(_insert_returning(TRANSACTIONS, "seq"), transaction).scalar_one()
-            seqs = self.s.execute(_INSERT_ENTRIES, rows).scalars().all()
-            last_seq_by_account = {row["account_id"]: s for row, s in zip(rows, seqs)}
-            if new_balances:
-                self.s.execute(
-                    _UPDATE_BALANCES,
-                    [{"account_id": a, "new_balance": b, "new_last_seq": last_seq_by_account[a]}
-                     for a, b in new_balances.items()],
-                )
-            self.s.execute(_UPDATE_CHAIN_HEAD, {"customer_pk": customer.pk, "new_head": head})
-        self._chains[customer.pk] = (head, recorded_at)
-        ids_by_path = {path: account for path, (account, _b) in accounts.items()}
-        for path, account_id in ids_by_path.items():
-            if account_id in new_balances:
-                accounts[path] = (account_id, new_balances[account_id])
-        entries = tuple(
-            BookedEntry(seq=s, transaction_id=transaction_id, account=p.account, asset=p.asset, amount=p.amount,
-                        recorded_at=recorded_at, balance_after=row["balance_after"])
-            for p, row, s in zip(draft.postings, rows, seqs)
-        )
-        return PostedTransaction(id=transaction_id, seq=seq, recorded_at=recorded_at, entries=entries)
+        return _Booking(customer, draft, transaction, rows, new_balances, head)
 
-    def _book_in_one_statement(self, transaction: dict[str, Any], rows: list[dict[str, Any]],
-                                new_balances: dict[int, int], head: str) -> tuple[int, list[int]]:
-        """PostgreSQL: what SQLite books in four statements in one (`_BOOK_ON_POSTGRESQL`).
-        Returns the transaction's seq and the entries' seqs in posting order."""
-        # Bound as the column types would bind them (the text bypasses them): JSON as text, aware instants.
-        refuse_naive(transaction["occurred_at"], transaction["recorded_at"])
-        params = {**transaction, "details": json.dumps(transaction["details"]), "chain_head": head,
-                  "e_account_id": [r["account_id"] for r in rows], "e_asset": [r["asset"] for r in rows],
-                  "e_amount": [r["amount"] for r in rows], "e_balance_after": [r["balance_after"] for r in rows],
-                  "e_chain_hash": [r["chain_hash"] for r in rows],
-                  "b_account_id": list(new_balances), "b_balance": list(new_balances.values())}
-        booked = driver_rows(self.s, _BOOK_ON_POSTGRESQL, params)
-        return booked[0].transaction_seq, [r.seq for r in booked]
+    def booked(self, booking: "_Booking", seq: int, seqs: Sequence[int]) -> PostedTransaction:
+        """Record a prepared booking as written (its transaction's seq, its entries' seqs in posting
+        order): this unit of work's cached balances and chain head move on to it."""
+        customer, transaction, rows = booking.customer, booking.transaction, booking.rows
+        self._chains[customer.pk] = (booking.head, transaction["recorded_at"])
+        accounts = self._customer_accounts[customer.pk]
+        for path, (account_id, _balance) in list(accounts.items()):
+            if account_id in booking.new_balances:
+                accounts[path] = (account_id, booking.new_balances[account_id])
+        entries = tuple(
+            BookedEntry(seq=s, transaction_id=transaction["id"], account=p.account, asset=p.asset, amount=p.amount,
+                        recorded_at=transaction["recorded_at"], balance_after=row["balance_after"])
+            for p, row, s in zip(booking.draft.postings, rows, seqs)
+        )
+        return PostedTransaction(id=transaction["id"], seq=seq, recorded_at=transaction["recorded_at"],
+                                 entries=entries)
 
     def balance_view(self, program_id: str, customer_id: str,
                      now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
@@ -584,15 +619,20 @@ class SqlLedger:
 
 
 class SqlPurchases:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ledger: SqlLedger | None = None) -> None:
         self.s = conn
+        self.ledger = ledger or SqlLedger(conn)
 
     def add(self, **fields: Any) -> int:
         return self.s.execute(_insert_returning(PURCHASES, "id"), fields).scalar_one()
 
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
-                                  lot: dict[str, Any] | None) -> tuple[int, int | None]:
+                                  lot: dict[str, Any] | None,
+                                  accrual: Accrual | None = None) -> tuple[int, int | None]:
         if self.s.dialect.name != "postgresql":
+            if accrual is not None:
+                self.ledger.post(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
+                                 accrual.customer, accrual.transaction_id)
             pk = self.add(**purchase)
             for release in releases:
                 SqlReleases(self.s).add(program_id=purchase["program_id"], customer_pk=purchase["customer_pk"],
@@ -608,8 +648,15 @@ class SqlPurchases:
                   "earning": json.dumps(purchase["earning"]),
                   "r_asset": [r["asset"] for r in releases], "r_amount": [r["amount"] for r in releases],
                   "r_release_at": [r["release_at"] for r in releases]}
-        (row,) = driver_rows(self.s, _PURCHASE_ON_POSTGRESQL, params)
-        return row.id, row.lot_id
+        if accrual is None:
+            (row,) = driver_rows(self.s, _PURCHASE_ON_POSTGRESQL, params)
+            return row.id, row.lot_id
+        booking = self.ledger.prepare(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
+                                      accrual.customer, accrual.transaction_id)
+        rows = driver_rows(self.s, _PURCHASE_WITH_ACCRUAL_ON_POSTGRESQL,
+                           {**booking.params(), **{f"p_{k}": v for k, v in params.items()}})
+        self.ledger.booked(booking, rows[0].transaction_seq, [r.seq for r in rows])
+        return rows[0].purchase_id, rows[0].lot_id
 
     def by_pk(self, purchase_pk: int) -> dict[str, Any]:
         return dict(self.s.execute(select(PURCHASES).where(PURCHASES.c.id == purchase_pk)).mappings().one())

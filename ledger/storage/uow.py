@@ -45,7 +45,8 @@ class SqlUnitOfWork:
     ledger = _repository(SqlLedger)
     # The customers' lock may read the accounts for the ledger in the same round trip (PostgreSQL).
     customers = functools.cached_property(lambda self: SqlCustomers(self.connection, self.ledger))
-    purchases = _repository(SqlPurchases)
+    # A purchase's accrual is booked with its row (one statement on PostgreSQL), on the same ledger.
+    purchases = functools.cached_property(lambda self: SqlPurchases(self.connection, self.ledger))
     lots = _repository(SqlLots)
     releases = _repository(SqlReleases)
     idempotency = _repository(SqlIdempotency)

@@ -19,7 +19,7 @@ from ledger.domain.customers import PROFILE_FIELDS, Customer
 from ledger.domain.ids import new_id
 from ledger.domain.programs import Program, ProgramSettings
 from ledger.domain.transactions import BookedEntry, TransactionDraft
-from ledger.services.ports import ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
+from ledger.services.ports import Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
 
 
 @dataclass
@@ -183,9 +183,9 @@ class FakeLedger(_Repo):
             self._s.accounts.setdefault((program_id, path), {"asset": asset, "customer_pk": None, "balance": None})
 
     def post(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
-             customer: Customer | None) -> PostedTransaction:
+             customer: Customer | None, transaction_id: str | None = None) -> PostedTransaction:
         s = self._s
-        transaction_id = new_id("txn")
+        transaction_id = transaction_id or new_id("txn")
         seq = s.new_pk()
         s.transactions.append({
             "id": transaction_id, "seq": seq, "program_id": program_id,
@@ -262,7 +262,10 @@ class FakeLedger(_Repo):
 
 class FakePurchases(_Repo):
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
-                                  lot: dict[str, Any] | None) -> tuple[int, int | None]:
+                                  lot: dict[str, Any] | None, accrual: Accrual | None = None) -> tuple[int, int | None]:
+        if accrual is not None:
+            self._uow.ledger.post(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
+                                  accrual.customer, accrual.transaction_id)
         pk = self.add(**purchase)
         for release in releases:
             self._uow.releases.add(program_id=purchase["program_id"], customer_pk=purchase["customer_pk"],
