@@ -17,7 +17,7 @@ from ..clock import Clock
 from ..domain.earning_config import Campaign, EarningConfig, EarningRule, TierLadder
 from ..domain.errors import AchievementNotFound, CampaignNotFound, EventRuleNotFound, RuleNotFound
 from ..domain.programs import Program
-from .ports import UnitOfWork
+from .ports import UnitOfWork, WrittenPurchase
 
 
 def current_config(uow: UnitOfWork, program_id: str) -> EarningConfig:
@@ -125,9 +125,12 @@ def earn(uow: UnitOfWork, program: Program, config: EarningConfig, customer: Cus
     return compute_earnings(order, config, program.settings, facts, tier=tier), facts
 
 
-def record_awards(uow: UnitOfWork, program: Program, config: EarningConfig, customer: Customer, purchase_pk: int,
-                  result: EarningResult, occurred_at: datetime) -> None:
+def record_awards(uow: UnitOfWork, program: Program, config: EarningConfig, customer: Customer,
+                  purchase: WrittenPurchase, result: EarningResult, occurred_at: datetime) -> None:
     """Keep what each rule and campaign added, for caps, once-a-year campaigns and budgets."""
+    if not result.awards:
+        return  # and the purchase's id is not needed (reading it would send its deferred write)
+    purchase_pk = purchase.purchase_pk
     budgeted = {c.id for c in config.campaigns if c.budget_points is not None or c.budget_value is not None}
     uow.earning.add_awards([
         {"program_id": program.id, "customer_pk": customer.pk, "purchase_id": purchase_pk, "source": award.source,

@@ -53,11 +53,18 @@ def new_lot(settings: ProgramSettings, customer: Customer, amount: int, transact
                 issued_at=now, available_at=available_at, expires_at=expires_at)
 
 
+def debt_repaid_by(amount: int, available_before: int | None) -> int:
+    """How much of a credit of `amount` points repays a negative `available` balance (0 for a credit
+    to `pending`, whose `available_before` is None)."""
+    return min(amount, -available_before) if available_before is not None and available_before < 0 else 0
+
+
 def repay_debt_from_lot(uow: UnitOfWork, lot_id: int, amount: int, transaction_id: str,
                         available_before: int | None) -> None:
     """A credit to a negative `available` repays that debt first: the new lot is consumed by it."""
-    if available_before is not None and available_before < 0:
-        uow.lots.consume([(lot_id, min(amount, -available_before))], transaction_id)
+    repaid = debt_repaid_by(amount, available_before)
+    if repaid:
+        uow.lots.consume([(lot_id, repaid)], transaction_id)
 
 
 def available_points(uow: UnitOfWork, customer: Customer) -> int:

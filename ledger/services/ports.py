@@ -70,6 +70,14 @@ class Accrual:
 
 
 @dataclass(frozen=True, slots=True)
+class WrittenPurchase:
+    """The ids a purchase row and its points lot were given."""
+
+    purchase_pk: int
+    lot_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class UpkeepDue:
     """What a write must do first for a locked customer, read with its accounts in one statement.
     A false flag is exact (nothing of that kind exists), so its query can be skipped."""
@@ -133,10 +141,12 @@ class PurchaseRepository(Protocol):
     def add(self, **fields: Any) -> int: ...
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
                                   lot: dict[str, Any] | None,
-                                  accrual: Accrual | None = None) -> tuple[int, int | None]:
+                                  accrual: Accrual | None = None) -> WrittenPurchase:
         """The purchase's accrual (booked as `LedgerRepository.post` books it), the purchase row, its
         pending releases (asset, amount, release_at) and its points lot, in one round trip where the
-        database allows; returns (purchase pk, lot id or None)."""
+        database allows. The customer's cached balances include the accrual at once; the write itself
+        may wait to go with the stored answer (PostgreSQL), so read the returned ids only when needed:
+        reading one sends the write."""
     def order_id_of(self, purchase_pk: int) -> str: ...
     def get(self, program_id: str, order_id: str) -> dict[str, Any] | None: ...
 

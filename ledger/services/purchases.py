@@ -24,7 +24,7 @@ from . import achievements, referrals
 from .customers import enrolled
 from .ports import Accrual, BookingContext, UnitOfWork
 from .queries import balances_of
-from .lots import available_points, new_lot, repay_debt_from_lot
+from .lots import available_points, debt_repaid_by, new_lot, repay_debt_from_lot
 from .earning import config_for, earn, paid_with_rewards, record_awards
 from .tiers import upgrade_after_purchase
 from .upkeep import prepare_customer_for_write
@@ -154,7 +154,8 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         lot = new_lot(settings, customer, result.points, transaction_id, "purchase", now, points_available_at,
                       lot_expires_at(settings, points_available_at))
     # The accrual is booked with the purchase row: one round trip less under the customer's lock.
-    purchase_pk, lot_id = uow.purchases.add_with_releases_and_lot(dict(
+    # The ids are read only where needed: the write may then go with the stored answer (PostgreSQL).
+    written = uow.purchases.add_with_releases_and_lot(dict(
         program_id=program_id, order_id=cmd.order_id, customer_pk=customer.pk, transaction_id=transaction_id,
         amount=cmd.amount, currency=cmd.currency, tax=cmd.tax, shipping=cmd.shipping, channel=cmd.channel,
         lines=[_line_dict(line) for line in cmd.lines] if cmd.lines is not None else None,
@@ -162,13 +163,12 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
         earn_rates=earn_rates(settings), config_version=config.version or None,
         earning={"paid": paid, "facts": facts.to_dict(), "trace": result.trace, "base_settings": base_settings(settings)},
     ), releases, lot, accrual)
-    if lot_id is not None:
-        pending = release_at[Asset.POINTS] is not None
-        repay_debt_from_lot(uow, lot_id, result.points, transaction_id,
-                            None if pending else points_available_before)
-    record_awards(uow, program, config, customer, purchase_pk, result, occurred_at)
-    upgrade_after_purchase(uow, now, program, config, customer, purchase_pk, ctx)
-    rewards = (referrals.qualify(uow, now, program, customer, purchase_pk, cmd.order_id, cmd.amount, occurred_at, ctx)
+    available_before = None if release_at[Asset.POINTS] is not None else points_available_before
+    if lot is not None and debt_repaid_by(result.points, available_before):
+        repay_debt_from_lot(uow, written.lot_id, result.points, transaction_id, available_before)
+    record_awards(uow, program, config, customer, written, result, occurred_at)
+    upgrade_after_purchase(uow, now, program, config, customer, written, ctx)
+    rewards = (referrals.qualify(uow, now, program, customer, written.purchase_pk, cmd.order_id, cmd.amount, occurred_at, ctx)
                if customer.referred_by_pk is not None else [])
     badges = achievements.check_after(uow, now, program, config, customer, occurred_at, "purchases", ctx)
 

@@ -25,7 +25,7 @@ from ..domain.errors import ValidationFailed
 from ..domain.programs import Program
 from .customers import require_customer
 from .earning import config_for, current_config
-from .ports import BookingContext, UnitOfWork
+from .ports import BookingContext, UnitOfWork, WrittenPurchase
 
 
 def window_start(ladder: TierLadder, end: datetime, tz: str) -> datetime:
@@ -74,15 +74,15 @@ def _change(uow: UnitOfWork, now: datetime, program: Program, ladder: TierLadder
 
 
 def upgrade_after_purchase(uow: UnitOfWork, now: datetime, program: Program, config: EarningConfig,
-                           customer: Customer, purchase_pk: int, ctx: BookingContext) -> None:
+                           customer: Customer, purchase: WrittenPurchase, ctx: BookingContext) -> None:
     ladder = config.ladder
     if len(ladder.tiers) < 2:
         return
     value = metric_ending(uow, ladder, program.settings.timezone, customer.pk, now)
     qualified = ladder.qualified_for(value)
     if ladder.rank(qualified.id) > ladder.rank(customer.tier_id):
-        _change(uow, now, program, ladder, customer, qualified, "qualified", value, ctx.actor, purchase_id=purchase_pk,
-                manual_until=None)
+        _change(uow, now, program, ladder, customer, qualified, "qualified", value, ctx.actor,
+                purchase_id=purchase.purchase_pk, manual_until=None)
 
 
 def undo_upgrade_after_refund(uow: UnitOfWork, now: datetime, program: Program, customer: Customer,

@@ -153,6 +153,7 @@ def _rollback_keeping_prepared(conn: Connection, command: bytes) -> bool:
 
 def rollback(conn: Connection) -> None:
     """Roll back the connection's transaction (see above for why not only `conn.rollback()`)."""
+    discard(conn)
     _rollback_keeping_prepared(conn, b"ROLLBACK")
     conn.rollback()
 
@@ -175,6 +176,61 @@ def savepoint(conn: Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
+        discard(conn)  # written inside the block: rolled back with it
         if not _rollback_keeping_prepared(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}".encode()):
             _execute(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}", {}, returns_rows=False)
         raise
+
+
+# ---------------------------------------------------------------------------------------------------
+# A write held back to share a later round trip.
+#
+# A purchase's last write (its accrual and its row) is followed only by the stored answer for
+# replays, and both are made under the customer's lock: sent together they save a round trip while
+# the lock is held. `defer` parks such a write on the connection; the idempotency repository sends
+# it with the answer (`take`), and anything else sends it first: the next statement on the
+# connection (a `before_cursor_execute` listener on PostgreSQL's write engine, `flush_before`), a
+# commit, or a caller that needs what it returns. A rollback, or a savepoint rolled back to,
+# discards it with the rest of the work.
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredWrite:
+    """Data-modifying CTEs (`WITH a AS (...), b AS (...)`, psycopg's %(name)s parameters) and the
+    SELECT that reads their results; `done` gets the rows once the statement has run."""
+
+    ctes: str
+    select: str
+    params: dict[str, Any]
+    done: Callable[[list[Any]], None]
+
+
+_DEFERRED = "ledger_deferred_write"  # the connection's `info` key
+
+
+def defer(conn: Connection, write: DeferredWrite) -> None:
+    flush(conn)  # at most one waits
+    conn.info[_DEFERRED] = write
+
+
+def flush(conn: Connection) -> None:
+    """Send the deferred write, if any, on its own."""
+    write = conn.info.pop(_DEFERRED, None)
+    if write is not None:
+        write.done(driver_rows(conn, write.ctes + "\n" + write.select, write.params))
+
+
+def take(conn: Connection) -> DeferredWrite | None:
+    """The deferred write, for a caller that sends it with a statement of its own (then calls `done`)."""
+    return conn.info.pop(_DEFERRED, None)
+
+
+def discard(conn: Connection) -> None:
+    conn.info.pop(_DEFERRED, None)
+
+
+def flush_before(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any,  # noqa: ARG001
+                 executemany: bool) -> None:  # noqa: ARG001
+    """`before_cursor_execute`: whatever runs next on the connection sees the deferred write."""
+    if _DEFERRED in conn.info:
+        flush(conn)

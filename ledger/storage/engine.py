@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from . import driver
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -88,6 +90,8 @@ def make_engines(url: str, *, pool_size: int = 10) -> Engines:
         autocommit = engine("AUTOCOMMIT")
         event.listen(writes, "connect", _generic_plans)
         event.listen(autocommit, "connect", _generic_plans)
+        # A deferred write (driver.defer) goes before whatever statement comes next.
+        event.listen(writes, "before_cursor_execute", driver.flush_before)
         return Engines(read=reads, write=writes, autocommit=autocommit)
     raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
 

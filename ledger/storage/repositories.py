@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
@@ -18,7 +19,10 @@ from ..domain.customers import PROFILE_FIELDS, Customer
 from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
-from ..services.ports import Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
+from ..services.ports import (
+    Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue, WrittenPurchase,
+)
+from . import driver
 from .driver import Prepared, driver_rows
 from .types import as_utc, refuse_naive
 from .tables import (
@@ -337,13 +341,23 @@ SELECT purchase.id, (SELECT id FROM lot) AS lot_id FROM purchase
 
 # PostgreSQL: a purchase that earns, in one round trip: the booking's CTEs, then the purchase's (its
 # parameters prefixed with p_). Foreign keys from the purchase and the lot to the transaction are
-# checked at the end of the statement, when the transaction row is there.
-_PURCHASE_WITH_ACCRUAL_ON_POSTGRESQL = (
+# checked at the end of the statement, when the transaction row is there. Deferred (`driver.defer`)
+# so that the stored answer goes with it.
+_SHARED_WITH_THE_BOOKING = {"program_id": "program_id", "customer_pk": "customer_pk", "transaction_id": "id",
+                            "l_transaction_id": "id"}  # the purchase's parameter -> the booking's
+_PURCHASE_WITH_ACCRUAL_CTES = (
     _BOOK_ON_POSTGRESQL[:_BOOK_ON_POSTGRESQL.index("SELECT tx.seq")].rstrip() + ","
-    + _PURCHASE_ON_POSTGRESQL[:_PURCHASE_ON_POSTGRESQL.index("SELECT purchase.id")].replace("WITH purchase AS", " purchase AS", 1)
-    .replace("%(", "%(p_")
-    + "SELECT tx.seq AS transaction_seq, booked.seq, (SELECT id FROM purchase) AS purchase_id,"
-      " (SELECT id FROM lot) AS lot_id FROM tx, booked ORDER BY booked.seq\n")
+    + re.sub(r"%\((\w+)\)s", lambda m: f"%({_SHARED_WITH_THE_BOOKING.get(m[1], 'p_' + m[1])})s",
+             _PURCHASE_ON_POSTGRESQL[:_PURCHASE_ON_POSTGRESQL.index("SELECT purchase.id")]
+             .replace("WITH purchase AS", " purchase AS", 1)).rstrip())
+_PURCHASE_WITH_ACCRUAL_SELECT = ("SELECT tx.seq AS transaction_seq, booked.seq, (SELECT id FROM purchase) AS purchase_id,"
+                                 " (SELECT id FROM lot) AS lot_id FROM tx, booked ORDER BY booked.seq")
+
+# PostgreSQL: a deferred write (`driver.defer`) with the stored answer of the claims it completes.
+_COMPLETED_CTE = """, completed AS (
+    UPDATE idempotency_records SET status_code = %(answer_status)s::integer, body = %(answer_body)s
+     WHERE id IN (%(answer_record_id)s::bigint, %(answer_other_record_id)s::bigint)
+)"""
 
 
 # Built once: constructing this statement cost more than running it.
@@ -555,20 +569,26 @@ class SqlLedger:
 
     def booked(self, booking: "_Booking", seq: int, seqs: Sequence[int]) -> PostedTransaction:
         """Record a prepared booking as written (its transaction's seq, its entries' seqs in posting
-        order): this unit of work's cached balances and chain head move on to it."""
-        customer, transaction, rows = booking.customer, booking.transaction, booking.rows
-        self._chains[customer.pk] = (booking.head, transaction["recorded_at"])
+        order): `advance`, and the posted transaction."""
+        self.advance(booking)
+        transaction = booking.transaction
+        entries = tuple(
+            BookedEntry(seq=s, transaction_id=transaction["id"], account=p.account, asset=p.asset, amount=p.amount,
+                        recorded_at=transaction["recorded_at"], balance_after=row["balance_after"])
+            for p, row, s in zip(booking.draft.postings, booking.rows, seqs)
+        )
+        return PostedTransaction(id=transaction["id"], seq=seq, recorded_at=transaction["recorded_at"],
+                                 entries=entries)
+
+    def advance(self, booking: "_Booking") -> None:
+        """This unit of work's cached balances and chain head move on to a prepared booking, which
+        is written, or will be before the unit of work commits."""
+        customer = booking.customer
+        self._chains[customer.pk] = (booking.head, booking.transaction["recorded_at"])
         accounts = self._customer_accounts[customer.pk]
         for path, (account_id, _balance) in list(accounts.items()):
             if account_id in booking.new_balances:
                 accounts[path] = (account_id, booking.new_balances[account_id])
-        entries = tuple(
-            BookedEntry(seq=s, transaction_id=transaction["id"], account=p.account, asset=p.asset, amount=p.amount,
-                        recorded_at=transaction["recorded_at"], balance_after=row["balance_after"])
-            for p, row, s in zip(booking.draft.postings, rows, seqs)
-        )
-        return PostedTransaction(id=transaction["id"], seq=seq, recorded_at=transaction["recorded_at"],
-                                 entries=entries)
 
     def balance_view(self, program_id: str, customer_id: str,
                      now: datetime) -> tuple[str, dict[str, int], dict[str, int], dict[str, int]] | None:
@@ -618,6 +638,33 @@ class SqlLedger:
 
 
 
+class _DeferredPurchase:
+    """A purchase written with its accrual by a deferred statement (`driver.defer`): it goes with the
+    stored answer, or before anything else the unit of work sends; reading an id sends it now."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._ids: tuple[int, int | None] | None = None
+
+    def resolve(self, rows: list[Any]) -> None:
+        self._ids = (rows[0].purchase_id, rows[0].lot_id)
+
+    def _written(self) -> tuple[int, int | None]:
+        if self._ids is None:
+            driver.flush(self._conn)
+        if self._ids is None:
+            raise RuntimeError("the purchase's write was rolled back before it was sent")
+        return self._ids
+
+    @property
+    def purchase_pk(self) -> int:
+        return self._written()[0]
+
+    @property
+    def lot_id(self) -> int | None:
+        return self._written()[1]
+
+
 class SqlPurchases:
     def __init__(self, conn: Connection, ledger: SqlLedger | None = None) -> None:
         self.s = conn
@@ -628,7 +675,7 @@ class SqlPurchases:
 
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
                                   lot: dict[str, Any] | None,
-                                  accrual: Accrual | None = None) -> tuple[int, int | None]:
+                                  accrual: Accrual | None = None) -> WrittenPurchase | "_DeferredPurchase":
         if self.s.dialect.name != "postgresql":
             if accrual is not None:
                 self.ledger.post(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
@@ -637,7 +684,7 @@ class SqlPurchases:
             for release in releases:
                 SqlReleases(self.s).add(program_id=purchase["program_id"], customer_pk=purchase["customer_pk"],
                                         purchase_id=pk, **release)
-            return pk, SqlLots(self.s).add(**lot) if lot is not None else None
+            return WrittenPurchase(pk, SqlLots(self.s).add(**lot) if lot is not None else None)
         # Bound as the column types would bind them (the text bypasses them): JSON as text (None as
         # JSON null, as SQLAlchemy's JSON type stores it), aware instants.
         refuse_naive(purchase["occurred_at"], purchase["recorded_at"], *(r["release_at"] for r in releases),
@@ -650,13 +697,21 @@ class SqlPurchases:
                   "r_release_at": [r["release_at"] for r in releases]}
         if accrual is None:
             (row,) = driver_rows(self.s, _PURCHASE_ON_POSTGRESQL, params)
-            return row.id, row.lot_id
+            return WrittenPurchase(row.id, row.lot_id)
         booking = self.ledger.prepare(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
                                       accrual.customer, accrual.transaction_id)
-        rows = driver_rows(self.s, _PURCHASE_WITH_ACCRUAL_ON_POSTGRESQL,
-                           {**booking.params(), **{f"p_{k}": v for k, v in params.items()}})
-        self.ledger.booked(booking, rows[0].transaction_seq, [r.seq for r in rows])
-        return rows[0].purchase_id, rows[0].lot_id
+        self.ledger.advance(booking)
+        written = _DeferredPurchase(self.s)
+        if (purchase["program_id"], purchase["customer_pk"], purchase["transaction_id"], lot.get("transaction_id")) != (
+                booking.transaction["program_id"], booking.customer.pk, booking.transaction["id"],
+                booking.transaction["id"] if lot else None):
+            raise ValueError("a purchase's accrual is booked for its own program, customer and transaction id")
+        # One parameter per value (psycopg caches a statement's parsing only up to 50 parameters).
+        driver.defer(self.s, driver.DeferredWrite(
+            _PURCHASE_WITH_ACCRUAL_CTES, _PURCHASE_WITH_ACCRUAL_SELECT,
+            {**booking.params(), **{f"p_{k}": v for k, v in params.items() if k not in _SHARED_WITH_THE_BOOKING}},
+            written.resolve))
+        return written
 
     def by_pk(self, purchase_pk: int) -> dict[str, Any]:
         return dict(self.s.execute(select(PURCHASES).where(PURCHASES.c.id == purchase_pk)).mappings().one())
@@ -783,6 +838,12 @@ class SqlIdempotency:
     def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
         if not 1 <= len(record_ids) <= 2:
             raise ValueError(f"one or two claims at a time, not {len(record_ids)}")
+        deferred = driver.take(self.s) if self.s.dialect.name == "postgresql" else None
+        if deferred is not None:  # the write the answer is for, and the answer, in one round trip
+            deferred.done(driver_rows(self.s, deferred.ctes + _COMPLETED_CTE + "\n" + deferred.select, {
+                **deferred.params, "answer_record_id": record_ids[0], "answer_other_record_id": record_ids[-1],
+                "answer_status": answer.status, "answer_body": answer.body}))
+            return
         _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_ids[0], "other_record_id": record_ids[-1],
                                            "new_status": answer.status, "new_body": answer.body})
 

@@ -71,6 +71,7 @@ class SqlUnitOfWork:
             self.connection.close()
 
     def commit(self) -> None:
+        driver.flush(self.connection)
         self.connection.commit()
 
     def ping(self) -> None:

@@ -109,7 +109,9 @@ def test_a_reader_never_skips_an_entry_committed_out_of_order(app, client, make_
         cmd = purchases.PurchaseCommand(order_id="A-1", customer_id="c-1", amount=20_000, currency="EUR",
                                         now=clock.now())
         result_a = purchases.record_purchase(uow_a, clock, program.id, cmd, BookingContext(actor="test:writer-a"))
-        # (Core statements run at once: A's entries are in the database, uncommitted.)
+        # The purchase's write waits for the stored answer (driver.defer); any statement sends it
+        # first: A's entries are now in the database, uncommitted.
+        uow_a.ping()
         tx_a = result_a.transaction_id
         assert tx_a
 

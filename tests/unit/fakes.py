@@ -19,7 +19,9 @@ from ledger.domain.customers import PROFILE_FIELDS, Customer
 from ledger.domain.ids import new_id
 from ledger.domain.programs import Program, ProgramSettings
 from ledger.domain.transactions import BookedEntry, TransactionDraft
-from ledger.services.ports import Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue
+from ledger.services.ports import (
+    Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue, WrittenPurchase,
+)
 
 
 @dataclass
@@ -262,7 +264,7 @@ class FakeLedger(_Repo):
 
 class FakePurchases(_Repo):
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
-                                  lot: dict[str, Any] | None, accrual: Accrual | None = None) -> tuple[int, int | None]:
+                                  lot: dict[str, Any] | None, accrual: Accrual | None = None) -> WrittenPurchase:
         if accrual is not None:
             self._uow.ledger.post(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
                                   accrual.customer, accrual.transaction_id)
@@ -270,7 +272,7 @@ class FakePurchases(_Repo):
         for release in releases:
             self._uow.releases.add(program_id=purchase["program_id"], customer_pk=purchase["customer_pk"],
                                    purchase_id=pk, **release)
-        return pk, self._uow.lots.add(**lot) if lot is not None else None
+        return WrittenPurchase(pk, self._uow.lots.add(**lot) if lot is not None else None)
 
     def add(self, **fields: Any) -> int:
         s = self._s
