@@ -58,9 +58,9 @@ class PostedTransaction:
 
 
 @dataclass(frozen=True, slots=True)
-class Accrual:
-    """What a purchase earns, booked with its row: `LedgerRepository.post`'s arguments, the
-    transaction's id chosen beforehand (the purchase row and its lot name it)."""
+class TransactionToBook:
+    """A transaction booked with the row it belongs to (a purchase's accrual, a hold):
+    `LedgerRepository.post`'s arguments, the id chosen beforehand (the rows name it)."""
 
     draft: TransactionDraft
     ctx: BookingContext
@@ -141,7 +141,7 @@ class PurchaseRepository(Protocol):
     def add(self, **fields: Any) -> int: ...
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
                                   lot: dict[str, Any] | None,
-                                  accrual: Accrual | None = None) -> WrittenPurchase:
+                                  accrual: TransactionToBook | None = None) -> WrittenPurchase:
         """The purchase's accrual (booked as `LedgerRepository.post` books it), the purchase row, its
         pending releases (asset, amount, release_at) and its points lot, in one round trip where the
         database allows. The customer's cached balances include the accrual at once; the write itself

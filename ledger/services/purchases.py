@@ -22,7 +22,7 @@ from ..domain.errors import CurrencyMismatch, PurchaseNotFound, ValidationFailed
 from ..domain.transactions import Reference, TransactionDraft, transfer
 from . import achievements, referrals
 from .customers import enrolled
-from .ports import Accrual, BookingContext, UnitOfWork
+from .ports import BookingContext, TransactionToBook, UnitOfWork
 from .queries import balances_of
 from .lots import available_points, debt_repaid_by, new_lot, repay_debt_from_lot
 from .earning import config_for, earn, paid_with_rewards, record_awards
@@ -144,7 +144,7 @@ def record_purchase(uow: UnitOfWork, clock: Clock, program_id: str, cmd: Purchas
                 release_at[Asset.CASHBACK] if result.cashback else None),
             metadata={"amount": cmd.amount, "config_version": config.version, **earn_rates(settings)},
         )
-        accrual = Accrual(draft, ctx, now, customer, transaction_id)
+        accrual = TransactionToBook(draft, ctx, now, customer, transaction_id)
 
     releases = [{"asset": asset.value, "amount": amount, "release_at": release_at[asset]}
                 for asset, amount in amounts.items() if amount > 0 and release_at[asset]]

@@ -21,11 +21,12 @@ from ..domain.errors import (
     BelowMinRedeem, CaptureExceedsHold, ExceedsMaxRedeemShare, HoldExpired, InsufficientBalance,
     RedemptionNotFound, RedemptionNotHeld,
 )
+from ..domain.ids import new_id
 from ..domain.programs import Program
 from ..domain.transactions import Posting, Reference, TransactionDraft, transfer
 from .customers import enrolled, require_customer
 from .lots import consume_lots
-from .ports import BookingContext, UnitOfWork
+from .ports import BookingContext, TransactionToBook, UnitOfWork
 from .queries import balances_of
 from .upkeep import prepare_customer_for_write
 
@@ -103,14 +104,15 @@ def place_hold(uow: UnitOfWork, clock: Clock, program_id: str, cmd: HoldCommand,
         description=describe.hold(cmd.asset, cmd.amount, settings.currency, cmd.order_id),
         metadata={"order_id": cmd.order_id, "expires_at": expires_at.isoformat()},
     )
-    posted = uow.ledger.post(program_id, draft, ctx, now, customer)
+    transaction_id = new_id("txn")
     row = dict(program_id=program_id, redemption_id=cmd.redemption_id, customer_pk=customer.pk, asset=cmd.asset,
                amount=cmd.amount, value=value, captured_amount=None, order_id=cmd.order_id,
                order_amount=cmd.order_amount, status="held", expires_at=expires_at, created_at=now, updated_at=now,
-               hold_transaction_id=posted.id)
-    pk = uow.redemptions.add(**row)
-    uow.redemptions.add_event(redemption_pk=pk, kind="held", at=now, amount=cmd.amount, expires_at=expires_at,
-                              transaction_id=posted.id, actor=ctx.actor)
+               hold_transaction_id=transaction_id)
+    # Booked with its rows: on PostgreSQL one statement, which goes with the stored answer.
+    uow.redemptions.add_hold(row, dict(kind="held", at=now, amount=cmd.amount, expires_at=expires_at,
+                                       transaction_id=transaction_id, actor=ctx.actor),
+                             TransactionToBook(draft, ctx, now, customer, transaction_id))
     return _view(row, customer.customer_id, balances_of(uow, settings.currency, customer, now, include_due=False))
 
 

@@ -226,7 +226,8 @@ def take(conn: Connection) -> DeferredWrite | None:
 
 
 def discard(conn: Connection) -> None:
-    conn.info.pop(_DEFERRED, None)
+    if not conn.invalidated:  # a lost connection's `info` goes with it (and reading it would raise)
+        conn.info.pop(_DEFERRED, None)
 
 
 def flush_before(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any,  # noqa: ARG001

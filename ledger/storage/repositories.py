@@ -20,7 +20,8 @@ from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import (
-    Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue, WrittenPurchase,
+    ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, TransactionToBook, UpkeepDue,
+    WrittenPurchase,
 )
 from . import driver
 from .driver import Prepared, driver_rows
@@ -353,6 +354,31 @@ _PURCHASE_WITH_ACCRUAL_CTES = (
 _PURCHASE_WITH_ACCRUAL_SELECT = ("SELECT tx.seq AS transaction_seq, booked.seq, (SELECT id FROM purchase) AS purchase_id,"
                                  " (SELECT id FROM lot) AS lot_id FROM tx, booked ORDER BY booked.seq")
 
+# PostgreSQL: a hold in one round trip, deferred (`driver.defer`) to go with the stored answer: the
+# booking's CTEs, the redemption row (naming the transaction) and its "held" event (h_ and ev_
+# parameters: the booking's own are unprefixed, e_ and b_).
+_HOLD_CTES = _BOOK_ON_POSTGRESQL[:_BOOK_ON_POSTGRESQL.index("SELECT tx.seq")].rstrip() + """,
+ redemption AS (
+    INSERT INTO redemptions (program_id, redemption_id, customer_pk, asset, amount, value, captured_amount,
+                             order_id, order_amount, status, expires_at, created_at, updated_at,
+                             hold_transaction_id)
+    VALUES (%(program_id)s, %(h_redemption_id)s, %(customer_pk)s, %(h_asset)s, %(h_amount)s, %(h_value)s,
+            %(h_captured_amount)s::bigint, %(h_order_id)s, %(h_order_amount)s::bigint, %(h_status)s,
+            %(h_expires_at)s, %(h_created_at)s, %(h_updated_at)s, %(id)s)
+    RETURNING id
+), held AS (
+    INSERT INTO redemption_events (redemption_pk, kind, at, amount, expires_at, transaction_id, actor)
+    SELECT redemption.id, %(ev_kind)s, %(ev_at)s, %(ev_amount)s::bigint, %(ev_expires_at)s::timestamptz, %(id)s,
+           %(ev_actor)s
+      FROM redemption
+)"""
+# The booking's own parameter names never take the prefixes the rows written with it use.
+assert not any(name.startswith(("p_", "h_", "ev_", "answer_")) for name in re.findall(r"%\((\w+)\)s", _BOOK_ON_POSTGRESQL))
+_HOLD_SELECT = "SELECT tx.seq AS transaction_seq, booked.seq FROM tx, booked ORDER BY booked.seq"
+_HOLD_COLUMNS = ("redemption_id", "asset", "amount", "value", "captured_amount", "order_id", "order_amount", "status",
+                 "expires_at", "created_at", "updated_at")
+_HOLD_EVENT_COLUMNS = ("kind", "at", "amount", "expires_at", "actor")
+
 # PostgreSQL: a deferred write (`driver.defer`) with the stored answer of the claims it completes.
 _COMPLETED_CTE = """, completed AS (
     UPDATE idempotency_records SET status_code = %(answer_status)s::integer, body = %(answer_body)s
@@ -675,7 +701,7 @@ class SqlPurchases:
 
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
                                   lot: dict[str, Any] | None,
-                                  accrual: Accrual | None = None) -> WrittenPurchase | "_DeferredPurchase":
+                                  accrual: TransactionToBook | None = None) -> WrittenPurchase | "_DeferredPurchase":
         if self.s.dialect.name != "postgresql":
             if accrual is not None:
                 self.ledger.post(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
@@ -943,11 +969,36 @@ class SqlAudit:
 
 
 class SqlRedemptions:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, ledger: SqlLedger | None = None) -> None:
         self.s = conn
+        self.ledger = ledger or SqlLedger(conn)
 
     def add(self, **fields: Any) -> int:
         return self.s.execute(_insert_returning(REDEMPTIONS, "id"), fields).scalar_one()
+
+    def add_hold(self, row: dict[str, Any], event: dict[str, Any], hold: TransactionToBook) -> None:
+        """A hold: its transaction (booked as `SqlLedger.post` books it), the redemption row and its
+        event (both naming the transaction). On PostgreSQL one statement, deferred to go with the
+        stored answer (`driver.defer`); this unit of work's cached balances include it at once."""
+        if row["hold_transaction_id"] != hold.transaction_id or event["transaction_id"] != hold.transaction_id:
+            raise ValueError("a hold's rows name its own transaction")
+        if self.s.dialect.name != "postgresql":
+            self.ledger.post(row["program_id"], hold.draft, hold.ctx, hold.recorded_at, hold.customer,
+                             hold.transaction_id)
+            self.add_event(redemption_pk=self.add(**row), **event)
+            return
+        booking = self.ledger.prepare(row["program_id"], hold.draft, hold.ctx, hold.recorded_at, hold.customer,
+                                      hold.transaction_id)
+        if (row["program_id"], row["customer_pk"]) != (booking.transaction["program_id"], booking.customer.pk):
+            raise ValueError("a hold is booked for its own program and customer")
+        refuse_naive(row["expires_at"], row["created_at"], row["updated_at"], event["at"],
+                     *([event["expires_at"]] if event["expires_at"] is not None else []))
+        self.ledger.advance(booking)
+        driver.defer(self.s, driver.DeferredWrite(
+            _HOLD_CTES, _HOLD_SELECT,
+            {**booking.params(), **{f"h_{k}": row[k] for k in _HOLD_COLUMNS},
+             **{f"ev_{k}": event[k] for k in _HOLD_EVENT_COLUMNS}},
+            lambda rows: None))
 
     def get(self, program_id: str, redemption_id: str) -> dict[str, Any] | None:
         row = self.s.execute(

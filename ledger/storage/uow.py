@@ -51,7 +51,8 @@ class SqlUnitOfWork:
     releases = _repository(SqlReleases)
     idempotency = _repository(SqlIdempotency)
     audit = _repository(SqlAudit)
-    redemptions = _repository(SqlRedemptions)
+    # A hold's transaction is booked with its row (one statement on PostgreSQL), on the same ledger.
+    redemptions = functools.cached_property(lambda self: SqlRedemptions(self.connection, self.ledger))
     refunds = _repository(SqlRefunds)
     earning = _repository(SqlEarning)
     tiers = _repository(SqlTiers)

@@ -101,3 +101,19 @@ def test_a_savepoint_rolled_back_to_drops_the_write_deferred_inside_it(write_eng
         uow.commit()
     assert kept == [[6]] and dropped == []
     assert _stored(write_engine) == [6]
+
+
+def test_a_lost_connection_drops_the_deferred_write_without_a_second_error(write_engine, app) -> None:
+    """Ending a unit of work whose connection was lost must not fail again on the deferred write
+    (an invalidated connection refuses to be read until rolled back): the retry logic has to see
+    the original, retryable error."""
+    done: list = []
+    with app.extensions["ledger"].uow(write=True) as uow:
+        uow.ping()
+        driver.defer(uow.connection, _deferred(8, done))
+        uow.connection.invalidate()
+    with app.extensions["ledger"].uow(write=True) as uow:  # the pool hands out a working connection
+        uow.ping()
+        uow.commit()
+    assert done == []
+    assert _stored(write_engine) == []

@@ -56,6 +56,16 @@ def _round_trips(seen: list[str]) -> list[str]:
     return out
 
 
+def _within_psycopgs_query_cache(statement: str, params: dict[str, Any]) -> None:
+    """psycopg parses a statement's %(name)s placeholders once and caches the result only for
+    statements of at most 4096 bytes and 50 parameters; past either, it parses on every call (about
+    80 µs of Python a purchase, measured)."""
+    from psycopg import _queries
+
+    assert len(statement.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+    assert len(params) <= _queries.MAX_CACHED_STATEMENT_PARAMS, sorted(params)
+
+
 def test_a_purchase_with_nothing_due_is_three_statements_on_postgresql(app, client, program, enrol, buy):
     """claim; the customer's lock with the program, its accounts and the upkeep flags (one call of
     `ledger_lock_customer_for_write`, migration 0007); the accrual's booking with the purchase row,
@@ -76,12 +86,7 @@ def test_a_purchase_with_nothing_due_is_three_statements_on_postgresql(app, clie
         booking = seen.full[-1]
         for write in ("INSERT INTO purchases", "INSERT INTO points_lots", "UPDATE idempotency_records"):
             assert write in booking, booking
-        # psycopg parses a statement's %(name)s placeholders once and caches the result only for
-        # statements of at most 4096 bytes and 50 parameters; past either, it parses on every call
-        # (about 40 µs of Python a purchase, measured).
-        from psycopg import _queries
-        assert len(booking.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
-        assert len(seen.params[-1]) <= _queries.MAX_CACHED_STATEMENT_PARAMS, sorted(seen.params[-1])
+        _within_psycopgs_query_cache(booking, seen.params[-1])
     else:
         assert len(trips) == 11, trips
         assert trips[-1] == "UPDATE idempotency_records SET"
@@ -124,7 +129,9 @@ def test_due_value_is_still_released_before_the_purchase_books(app, client, prog
     assert balances["cashback"]["available"] == 200 and balances["cashback"]["pending"] == 200
 
 
-def test_a_hold_is_at_most_seven_statements_on_postgresql(app, client, program, enrol, buy):
+def test_a_hold_is_three_statements_on_postgresql(app, client, program, enrol, buy):
+    """claim; the customer's lock with its accounts; the hold's transaction, the redemption row, its
+    "held" event and the stored answer (deferred like a purchase's write)."""
     enrol(program, "c-1")
     buy(program, "O-1", "c-1", 50_000)
     with statements(app) as seen:
@@ -133,8 +140,17 @@ def test_a_hold_is_at_most_seven_statements_on_postgresql(app, client, program, 
                                headers=program.headers("storefront"))
     assert response.status_code == 201, response.get_data(as_text=True)
     trips = _round_trips(seen)
-    assert len(trips) <= (7 if ON_PG else 11), trips
+    if ON_PG:
+        assert trips == ["INSERT INTO idempotency_records", "SELECT * FROM", "WITH tx AS"], trips
+        for write in ("INSERT INTO redemptions", "INSERT INTO redemption_events", "UPDATE idempotency_records"):
+            assert write in seen.full[-1], seen.full[-1]
+        _within_psycopgs_query_cache(seen.full[-1], seen.params[-1])
+    else:
+        assert len(trips) <= 11, trips
     assert not any(s.startswith("SELECT programs") for s in seen), seen  # read with the customer's lock
+    held = client.get("/v1/redemptions/R-1", headers=program.headers("storefront"))
+    assert held.status_code == 200, held.get_data(as_text=True)
+    assert [(e["event"], e["amount"]) for e in held.get_json()["history"]] == [("held", 100)], held.get_json()
 
 
 def test_a_balance_read_is_one_statement(app, client, program, enrol, buy):

@@ -20,7 +20,8 @@ from ledger.domain.ids import new_id
 from ledger.domain.programs import Program, ProgramSettings
 from ledger.domain.transactions import BookedEntry, TransactionDraft
 from ledger.services.ports import (
-    Accrual, ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, UpkeepDue, WrittenPurchase,
+    ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, TransactionToBook, UpkeepDue,
+    WrittenPurchase,
 )
 
 
@@ -264,7 +265,7 @@ class FakeLedger(_Repo):
 
 class FakePurchases(_Repo):
     def add_with_releases_and_lot(self, purchase: dict[str, Any], releases: list[dict[str, Any]],
-                                  lot: dict[str, Any] | None, accrual: Accrual | None = None) -> WrittenPurchase:
+                                  lot: dict[str, Any] | None, accrual: TransactionToBook | None = None) -> WrittenPurchase:
         if accrual is not None:
             self._uow.ledger.post(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
                                   accrual.customer, accrual.transaction_id)
