@@ -34,8 +34,9 @@ _LINE_NUMBER = re.compile(r":\d+\)$")
 
 
 def shares(collapsed: list[str]) -> tuple[int, Counter, Counter]:
-    """(samples, inclusive count per function, self count per function) from py-spy's raw output.
-    A function is `name (file)`, line numbers dropped; a recursive function counts once per stack."""
+    """(samples, inclusive count per function, self count per function) from collapsed stacks
+    (`_without_processes`). A function is `name (file)`, line numbers dropped; a recursive function
+    counts once per stack."""
     inclusive: Counter = Counter()
     own: Counter = Counter()
     total = 0
@@ -44,7 +45,7 @@ def shares(collapsed: list[str]) -> tuple[int, Counter, Counter]:
         if not count.isdigit():
             continue
         n = int(count)
-        frames = [_LINE_NUMBER.sub(")", f) for f in stack.split(";") if f and not f.startswith("process ")]
+        frames = [_LINE_NUMBER.sub(")", f) for f in stack.split(";") if f]
         if not frames:
             continue
         total += n

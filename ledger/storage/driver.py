@@ -215,7 +215,7 @@ def defer(conn: Connection, write: DeferredWrite) -> None:
 
 def flush(conn: Connection) -> None:
     """Send the deferred write, if any, on its own."""
-    write = conn.info.pop(_DEFERRED, None)
+    write = take(conn)
     if write is not None:
         write.done(driver_rows(conn, write.ctes + "\n" + write.select, write.params))
 

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import BigInteger, Connection, and_, bindparam, cast, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -340,6 +340,9 @@ WITH purchase AS (
 SELECT purchase.id, (SELECT id FROM lot) AS lot_id FROM purchase
 """
 
+# The booking's CTEs alone, for statements that write rows naming the transaction with it.
+_BOOKING_CTES = _BOOK_ON_POSTGRESQL[:_BOOK_ON_POSTGRESQL.index("SELECT tx.seq")].rstrip()
+
 # PostgreSQL: a purchase that earns, in one round trip: the booking's CTEs, then the purchase's (its
 # parameters prefixed with p_). Foreign keys from the purchase and the lot to the transaction are
 # checked at the end of the statement, when the transaction row is there. Deferred (`driver.defer`)
@@ -347,7 +350,7 @@ SELECT purchase.id, (SELECT id FROM lot) AS lot_id FROM purchase
 _SHARED_WITH_THE_BOOKING = {"program_id": "program_id", "customer_pk": "customer_pk", "transaction_id": "id",
                             "l_transaction_id": "id"}  # the purchase's parameter -> the booking's
 _PURCHASE_WITH_ACCRUAL_CTES = (
-    _BOOK_ON_POSTGRESQL[:_BOOK_ON_POSTGRESQL.index("SELECT tx.seq")].rstrip() + ","
+    _BOOKING_CTES + ","
     + re.sub(r"%\((\w+)\)s", lambda m: f"%({_SHARED_WITH_THE_BOOKING.get(m[1], 'p_' + m[1])})s",
              _PURCHASE_ON_POSTGRESQL[:_PURCHASE_ON_POSTGRESQL.index("SELECT purchase.id")]
              .replace("WITH purchase AS", " purchase AS", 1)).rstrip())
@@ -357,7 +360,7 @@ _PURCHASE_WITH_ACCRUAL_SELECT = ("SELECT tx.seq AS transaction_seq, booked.seq, 
 # PostgreSQL: a hold in one round trip, deferred (`driver.defer`) to go with the stored answer: the
 # booking's CTEs, the redemption row (naming the transaction) and its "held" event (h_ and ev_
 # parameters: the booking's own are unprefixed, e_ and b_).
-_HOLD_CTES = _BOOK_ON_POSTGRESQL[:_BOOK_ON_POSTGRESQL.index("SELECT tx.seq")].rstrip() + """,
+_HOLD_CTES = _BOOKING_CTES + """,
  redemption AS (
     INSERT INTO redemptions (program_id, redemption_id, customer_pk, asset, amount, value, captured_amount,
                              order_id, order_amount, status, expires_at, created_at, updated_at,
@@ -546,7 +549,7 @@ class SqlLedger:
         return self.booked(booking, seq, seqs)
 
     def prepare(self, program_id: str, draft: TransactionDraft, ctx: BookingContext, recorded_at: datetime,
-                customer: Customer | None, transaction_id: str | None = None) -> "_Booking":
+                customer: Customer | None, transaction_id: str | None = None) -> _Booking:
         """The rows `post` writes (entries with their chain links and balances after), written by
         nothing yet; `booked` then records them as written."""
         if customer is None:
@@ -593,7 +596,7 @@ class SqlLedger:
                          "recorded_at": recorded_at, "chain_hash": head})
         return _Booking(customer, draft, transaction, rows, new_balances, head)
 
-    def booked(self, booking: "_Booking", seq: int, seqs: Sequence[int]) -> PostedTransaction:
+    def booked(self, booking: _Booking, seq: int, seqs: Sequence[int]) -> PostedTransaction:
         """Record a prepared booking as written (its transaction's seq, its entries' seqs in posting
         order): `advance`, and the posted transaction."""
         self.advance(booking)
@@ -606,7 +609,18 @@ class SqlLedger:
         return PostedTransaction(id=transaction["id"], seq=seq, recorded_at=transaction["recorded_at"],
                                  entries=entries)
 
-    def advance(self, booking: "_Booking") -> None:
+    def post_deferred(self, program_id: str, transaction: TransactionToBook, ctes: str, select: str,
+                      params: dict[str, Any], done: Callable[[list[Any]], None]) -> None:
+        """PostgreSQL: `post`, as the first CTEs (`_BOOKING_CTES`) of a statement whose further CTEs
+        (in `ctes`, after the booking's) write rows naming the transaction with `params`; the
+        statement is deferred (`driver.defer`) to go with the stored answer, and `done` gets its
+        rows. This unit of work's cached balances move on at once."""
+        booking = self.prepare(program_id, transaction.draft, transaction.ctx, transaction.recorded_at,
+                               transaction.customer, transaction.transaction_id)
+        self.advance(booking)
+        driver.defer(self.s, driver.DeferredWrite(ctes, select, {**booking.params(), **params}, done))
+
+    def advance(self, booking: _Booking) -> None:
         """This unit of work's cached balances and chain head move on to a prepared booking, which
         is written, or will be before the unit of work commits."""
         customer = booking.customer
@@ -724,19 +738,14 @@ class SqlPurchases:
         if accrual is None:
             (row,) = driver_rows(self.s, _PURCHASE_ON_POSTGRESQL, params)
             return WrittenPurchase(row.id, row.lot_id)
-        booking = self.ledger.prepare(purchase["program_id"], accrual.draft, accrual.ctx, accrual.recorded_at,
-                                      accrual.customer, accrual.transaction_id)
-        self.ledger.advance(booking)
+        if (purchase["customer_pk"], purchase["transaction_id"], lot.get("transaction_id")) != (
+                accrual.customer.pk, accrual.transaction_id, accrual.transaction_id if lot else None):
+            raise ValueError("a purchase's accrual is booked for its own customer and transaction id")
         written = _DeferredPurchase(self.s)
-        if (purchase["program_id"], purchase["customer_pk"], purchase["transaction_id"], lot.get("transaction_id")) != (
-                booking.transaction["program_id"], booking.customer.pk, booking.transaction["id"],
-                booking.transaction["id"] if lot else None):
-            raise ValueError("a purchase's accrual is booked for its own program, customer and transaction id")
         # One parameter per value (psycopg caches a statement's parsing only up to 50 parameters).
-        driver.defer(self.s, driver.DeferredWrite(
-            _PURCHASE_WITH_ACCRUAL_CTES, _PURCHASE_WITH_ACCRUAL_SELECT,
-            {**booking.params(), **{f"p_{k}": v for k, v in params.items() if k not in _SHARED_WITH_THE_BOOKING}},
-            written.resolve))
+        self.ledger.post_deferred(
+            purchase["program_id"], accrual, _PURCHASE_WITH_ACCRUAL_CTES, _PURCHASE_WITH_ACCRUAL_SELECT,
+            {f"p_{k}": v for k, v in params.items() if k not in _SHARED_WITH_THE_BOOKING}, written.resolve)
         return written
 
     def by_pk(self, purchase_pk: int) -> dict[str, Any]:
@@ -980,25 +989,20 @@ class SqlRedemptions:
         """A hold: its transaction (booked as `SqlLedger.post` books it), the redemption row and its
         event (both naming the transaction). On PostgreSQL one statement, deferred to go with the
         stored answer (`driver.defer`); this unit of work's cached balances include it at once."""
-        if row["hold_transaction_id"] != hold.transaction_id or event["transaction_id"] != hold.transaction_id:
-            raise ValueError("a hold's rows name its own transaction")
+        if (row["customer_pk"], row["hold_transaction_id"], event["transaction_id"]) != (
+                hold.customer.pk, hold.transaction_id, hold.transaction_id):
+            raise ValueError("a hold's rows name its own customer and transaction")
         if self.s.dialect.name != "postgresql":
             self.ledger.post(row["program_id"], hold.draft, hold.ctx, hold.recorded_at, hold.customer,
                              hold.transaction_id)
             self.add_event(redemption_pk=self.add(**row), **event)
             return
-        booking = self.ledger.prepare(row["program_id"], hold.draft, hold.ctx, hold.recorded_at, hold.customer,
-                                      hold.transaction_id)
-        if (row["program_id"], row["customer_pk"]) != (booking.transaction["program_id"], booking.customer.pk):
-            raise ValueError("a hold is booked for its own program and customer")
         refuse_naive(row["expires_at"], row["created_at"], row["updated_at"], event["at"],
                      *([event["expires_at"]] if event["expires_at"] is not None else []))
-        self.ledger.advance(booking)
-        driver.defer(self.s, driver.DeferredWrite(
-            _HOLD_CTES, _HOLD_SELECT,
-            {**booking.params(), **{f"h_{k}": row[k] for k in _HOLD_COLUMNS},
-             **{f"ev_{k}": event[k] for k in _HOLD_EVENT_COLUMNS}},
-            lambda rows: None))
+        self.ledger.post_deferred(
+            row["program_id"], hold, _HOLD_CTES, _HOLD_SELECT,
+            {**{f"h_{k}": row[k] for k in _HOLD_COLUMNS}, **{f"ev_{k}": event[k] for k in _HOLD_EVENT_COLUMNS}},
+            lambda rows: None)
 
     def get(self, program_id: str, redemption_id: str) -> dict[str, Any] | None:
         row = self.s.execute(

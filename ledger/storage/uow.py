@@ -25,6 +25,11 @@ def _repository(cls: type) -> Any:
     return functools.cached_property(lambda self: cls(self.connection))
 
 
+def _repository_on_ledger(cls: type) -> Any:
+    """`_repository`, sharing the unit of work's ledger (its cached accounts, balances and chain heads)."""
+    return functools.cached_property(lambda self: cls(self.connection, self.ledger))
+
+
 class SqlUnitOfWork:
     """Leaving the `with` block without `commit()` rolls everything back."""
 
@@ -44,15 +49,15 @@ class SqlUnitOfWork:
     api_keys = _repository(SqlApiKeys)
     ledger = _repository(SqlLedger)
     # The customers' lock may read the accounts for the ledger in the same round trip (PostgreSQL).
-    customers = functools.cached_property(lambda self: SqlCustomers(self.connection, self.ledger))
+    customers = _repository_on_ledger(SqlCustomers)
     # A purchase's accrual is booked with its row (one statement on PostgreSQL), on the same ledger.
-    purchases = functools.cached_property(lambda self: SqlPurchases(self.connection, self.ledger))
+    purchases = _repository_on_ledger(SqlPurchases)
     lots = _repository(SqlLots)
     releases = _repository(SqlReleases)
     idempotency = _repository(SqlIdempotency)
     audit = _repository(SqlAudit)
     # A hold's transaction is booked with its row (one statement on PostgreSQL), on the same ledger.
-    redemptions = functools.cached_property(lambda self: SqlRedemptions(self.connection, self.ledger))
+    redemptions = _repository_on_ledger(SqlRedemptions)
     refunds = _repository(SqlRefunds)
     earning = _repository(SqlEarning)
     tiers = _repository(SqlTiers)
