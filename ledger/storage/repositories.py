@@ -25,7 +25,7 @@ from ..services.ports import (
 )
 from . import driver
 from .driver import Prepared, driver_rows
-from .types import as_utc, refuse_naive
+from .types import as_utc, pg_array, refuse_naive
 from .tables import (
     AccountRow, ApiKeyRow, CustomerRow, EntryRow, IdempotencyRow, LotConsumptionRow, PendingReleaseRow, PointsLotRow,
     ProgramChangeRow, ProgramRow, PurchaseRow, RedemptionEventRow, RedemptionRow, RefundRow, TransactionRow,
@@ -440,10 +440,12 @@ class _Booking:
         transaction, rows = self.transaction, self.rows
         refuse_naive(transaction["occurred_at"], transaction["recorded_at"])
         return {**transaction, "details": json.dumps(transaction["details"]), "chain_head": self.head,
-                "e_account_id": [r["account_id"] for r in rows], "e_asset": [r["asset"] for r in rows],
-                "e_amount": [r["amount"] for r in rows], "e_balance_after": [r["balance_after"] for r in rows],
-                "e_chain_hash": [r["chain_hash"] for r in rows],
-                "b_account_id": list(self.new_balances), "b_balance": list(self.new_balances.values())}
+                "e_account_id": pg_array([r["account_id"] for r in rows]),
+                "e_asset": pg_array([r["asset"] for r in rows]),
+                "e_amount": pg_array([r["amount"] for r in rows]),
+                "e_balance_after": pg_array([r["balance_after"] for r in rows]),
+                "e_chain_hash": pg_array([r["chain_hash"] for r in rows]),
+                "b_account_id": pg_array(self.new_balances), "b_balance": pg_array(self.new_balances.values())}
 
 
 class SqlLedger:
@@ -733,8 +735,9 @@ class SqlPurchases:
         params = {**purchase, **{f"l_{k}": lot.get(k) for k in _LOT_COLUMNS}, "has_lot": bool(lot),
                   "lines": json.dumps(purchase["lines"]), "earn_rates": json.dumps(purchase["earn_rates"]),
                   "earning": json.dumps(purchase["earning"]),
-                  "r_asset": [r["asset"] for r in releases], "r_amount": [r["amount"] for r in releases],
-                  "r_release_at": [r["release_at"] for r in releases]}
+                  "r_asset": pg_array([r["asset"] for r in releases]),
+                  "r_amount": pg_array([r["amount"] for r in releases]),
+                  "r_release_at": pg_array([r["release_at"] for r in releases])}
         if accrual is None:
             (row,) = driver_rows(self.s, _PURCHASE_ON_POSTGRESQL, params)
             return WrittenPurchase(row.id, row.lot_id)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Iterable
 
 from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.types import TypeDecorator
@@ -14,6 +15,27 @@ def refuse_naive(*instants: datetime | None) -> None:
     """Every instant bound to the database carries an offset (None is no instant)."""
     if any(i is not None and i.tzinfo is None for i in instants):
         raise ValueError("naive datetime refused: every instant carries an offset")
+
+
+def pg_array(values: Iterable[int | str | datetime | None]) -> str:
+    """`values` as PostgreSQL's array literal (`{1,"a",NULL}`), for a parameter the SQL text casts
+    (`%(x)s::bigint[]`). psycopg's list dumper is Python and costs several times this per list; on a
+    booking's ten arrays that was about 35 µs. Ints, strings and aware instants only."""
+    parts = []
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            parts.append(str(value))
+        elif isinstance(value, str):  # an Asset too (a StrEnum)
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif kind is datetime:
+            refuse_naive(value)
+            parts.append('"' + value.isoformat() + '"')
+        elif value is None:
+            parts.append("NULL")
+        else:
+            raise TypeError(f"no array literal for {kind.__name__}")
+    return "{" + ",".join(parts) + "}"
 
 
 class UTCDateTime(TypeDecorator):
