@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,8 +12,11 @@ from hypothesis import strategies as st
 
 from api.http import plain
 from api.routes.customers import balances_body
+from api.routes.purchases import purchase_body
 from api.schemas.common import Balances as BalancesSchema
+from api.schemas.purchases import PurchaseOut
 from ledger.domain.customers import Balances, BucketBalances
+from ledger.services.purchases import PurchaseResult
 from tests.conftest import OPERATOR_TOKEN
 
 amounts = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -25,6 +29,32 @@ def test_balances_body_is_what_the_schema_dumps(balances: Balances) -> None:
     body = balances_body(balances)
     assert body == BalancesSchema().dump(plain(balances))
     assert json.dumps(body) == json.dumps(BalancesSchema().dump(plain(balances)))  # same keys in the same order
+
+
+texts = st.text(max_size=8)
+instants = st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-3, minutes=-30))]))
+badges = st.fixed_dictionaries({"achievement_id": texts, "name": texts, "occasion": texts, "points": amounts})
+referral_rewards = st.fixed_dictionaries({
+    "role": st.sampled_from(["referrer", "referee"]), "customer_id": texts,
+    "status": st.sampled_from(["pending", "available", "capped", "reversed"]), "points": amounts, "cashback": amounts,
+    "available_at": st.none() | instants})
+purchase_results = st.builds(
+    PurchaseResult, order_id=texts, customer_id=texts, transaction_id=st.none() | texts, amount=amounts,
+    currency=st.sampled_from(["EUR", "JPY"]), points_earned=amounts, cashback_earned=amounts,
+    points_status=st.sampled_from([None, "pending", "available"]), cashback_status=st.sampled_from([None, "pending"]),
+    points_available_at=st.none() | instants, cashback_available_at=st.none() | instants, occurred_at=instants,
+    recorded_at=instants, balances=st.builds(Balances, currency=st.just("EUR"), points=buckets, cashback=buckets),
+    config_version=st.integers(min_value=0, max_value=2**31), badges_unlocked=st.lists(badges, max_size=2),
+    referral_rewards=st.lists(referral_rewards, max_size=2), lines=st.none(), trace=st.none())
+
+
+@settings(max_examples=200, deadline=None)
+@given(purchase_results)
+def test_purchase_body_is_what_the_schema_dumps(result: PurchaseResult) -> None:
+    body = purchase_body(result)
+    expected = PurchaseOut().dump(plain(result))
+    assert body == expected
+    assert json.dumps(body) == json.dumps(expected)  # same keys in the same order
 
 
 def test_balances_on_the_wire_are_integers(client, program, enrol, buy) -> None:  # noqa: ANN001
