@@ -205,7 +205,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .routes import register
 
     register(app, api)
-    from .fast_paths import BalanceReadFastPath
+    from .fast_paths import FastPaths
 
-    app.wsgi_app = BalanceReadFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = FastPaths(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

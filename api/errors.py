@@ -5,7 +5,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, has_app_context
 from werkzeug.exceptions import HTTPException
 
 from ledger.domain.errors import LedgerError
@@ -26,11 +26,14 @@ class ApiProblem(Exception):
         self.extra = extra
 
 
-def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+def problem_body(status: int, code: str, title: str, detail: str, request_id: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """The problem's fields; `request_id` defaults to the current request's (none outside one)."""
     body = {"type": f"urn:loyalty-ledger:problem:{code}", "title": title, "status": status,
             "detail": detail, "code": code}
     body.update({k: v for k, v in extra.items() if v is not None and k not in body})
-    request_id = getattr(g, "request_id", None)
+    if request_id is None and has_app_context():
+        request_id = g.get("request_id")
     if request_id:
         body["request_id"] = request_id
     return body
@@ -49,8 +52,8 @@ def problem_response(status: int, code: str, title: str, detail: str,
     return response
 
 
-def ledger_error_body(error: LedgerError) -> tuple[int, dict[str, Any]]:
-    return error.status, problem_body(error.status, error.code, error.title, error.detail, **error.extra)
+def ledger_error_body(error: LedgerError, request_id: str | None = None) -> tuple[int, dict[str, Any]]:
+    return error.status, problem_body(error.status, error.code, error.title, error.detail, request_id, **error.extra)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}

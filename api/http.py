@@ -141,12 +141,16 @@ def parse_body() -> None:
     if not (mimetype == JSON_MIMETYPE or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
         raise ApiProblem(415, "unsupported_media_type", "Unsupported media type",
                          "send the body as application/json")
+    g.json_body, g.body_canonical = json_body(data)
+
+
+def json_body(data: bytes) -> tuple[Any, str]:
+    """A non-blank body parsed strictly (400 `malformed_json` otherwise), and its canonical JSON."""
     try:
         body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiProblem(400, "malformed_json", "Malformed JSON", f"the body is not valid JSON: {exc}") from None
-    g.json_body = body
-    g.body_canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return body, json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def authenticate(app: Any, req: Any, ctx: Any) -> None:
@@ -246,8 +250,12 @@ def idempotency_key() -> str | None:
 
 def fingerprint() -> str:
     """Method, path and SHA-256 of the canonical JSON of the body as sent."""
-    body_hash = hashlib.sha256(g.get("body_canonical", "{}").encode()).hexdigest()
-    return hashlib.sha256(f"{request.method} {request.path}\n{body_hash}".encode()).hexdigest()
+    return fingerprint_of(request.method, request.path, g.get("body_canonical", "{}"))
+
+
+def fingerprint_of(method: str, path: str, body_canonical: str) -> str:
+    body_hash = hashlib.sha256(body_canonical.encode()).hexdigest()
+    return hashlib.sha256(f"{method} {path}\n{body_hash}".encode()).hexdigest()
 
 
 _SCALARS = frozenset({str, int, bool, type(None), datetime, date})
@@ -321,8 +329,8 @@ def answer_response(answer: StoredAnswer, replayed: bool) -> Response:
     return response
 
 
-def render_error(error: BusinessRuleViolation) -> StoredAnswer:
-    status, body = ledger_error_body(error)
+def render_error(error: BusinessRuleViolation, request_id: str | None = None) -> StoredAnswer:
+    status, body = ledger_error_body(error, request_id)
     return StoredAnswer(status, dumps(body))
 
 
@@ -332,15 +340,22 @@ def idempotent_write(action: Callable[[Any], Any], schema: ma.Schema | HandBuilt
                      status_of: Callable[[Any], int] | None = None) -> Response:
     """Run a write once: replays answer with the first status and body, byte for byte.
     `status_of` picks the success status from the result (202 for an adjustment awaiting approval)."""
-    ledger = current_app.extensions["ledger"]
-    request_ = WriteRequest(program_id=program_id(), fingerprint=fingerprint(),
-                            idempotency_key=idempotency_key(), natural_key=natural_key, on_conflict=on_conflict)
-    outcome: WriteOutcome = run_write(
+    outcome = run_idempotent_write(current_app.extensions["ledger"], WriteRequest(
+        program_id=program_id(), fingerprint=fingerprint(), idempotency_key=idempotency_key(),
+        natural_key=natural_key, on_conflict=on_conflict), action, schema, status, status_of)
+    return answer_response(outcome.answer, outcome.replayed)
+
+
+def run_idempotent_write(ledger: Any, request_: WriteRequest, action: Callable[[Any], Any],
+                         schema: ma.Schema | HandBuilt, status: int,
+                         status_of: Callable[[Any], int] | None = None, request_id: str | None = None) -> WriteOutcome:
+    """`idempotent_write` without Flask's request: the outcome, its answer rendered by `schema` (a
+    refusal's problem names `request_id`, by default the current request's)."""
+    return run_write(
         ledger.uow, ledger.clock, request_, action,
         render=lambda result: StoredAnswer(status_of(result) if status_of else status, dumps(schema.dump(result))),
-        render_error=render_error, is_retryable=ledger.uow.is_retryable,
+        render_error=lambda error: render_error(error, request_id), is_retryable=ledger.uow.is_retryable,
     )
-    return answer_response(outcome.answer, outcome.replayed)
 
 
 def read(action: Callable[[Any], Any], single_statement: bool = False) -> Any:

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Response, current_app
 
 from ledger.domain.earning import PurchaseLine
 from ledger.services import purchases as use_cases
 from ledger.services import refunds
+from ledger.services.ports import BookingContext
+from ledger.services.writes import WriteOutcome, WriteRequest
 
 from ..http import (
-    Blueprint, HandBuilt, booking_context, from_dataclasses, idempotent_write, json_response, program_id, read,
-    requires,
+    Blueprint, HandBuilt, answer_response, booking_context, fingerprint, from_dataclasses, idempotent_write,
+    json_response, program_id, read, requires, run_idempotent_write,
 )
 from ..schemas.engagement import BadgeUnlocked, ReferralRewardOut
 from ..schemas.purchases import OrderPath, PurchaseCreate, PurchaseDetail, PurchaseOut, PurchaseSimulation
@@ -65,12 +68,23 @@ def create_purchase(body: dict) -> Response:
     Idempotent by `order_id` (and the Idempotency-Key header): a replay answers the first
     status and body with `Idempotent-Replayed: true`; the same order_id with another body is 409 `duplicate_order`.
     """
-    ledger = current_app.extensions["ledger"]
-    command = _command(body, ledger.clock.now())
     ctx = booking_context()
-    pid = program_id()
-    return idempotent_write(lambda uow: use_cases.record_purchase(uow, ledger.clock, pid, command, ctx),
-                            HandBuilt(purchase_body), 201, natural_key=("order", command.order_id))
+    outcome = purchase_write(current_app.extensions["ledger"], program_id(), body, ctx, fingerprint())
+    return answer_response(outcome.answer, outcome.replayed)
+
+
+_PURCHASE_ANSWER = HandBuilt(purchase_body)
+
+
+def purchase_write(ledger: Any, pid: str, body: dict, ctx: BookingContext, fingerprint_: str) -> WriteOutcome:
+    """`create_purchase` without Flask's request (`api/fast_paths.py` answers the plain case with it):
+    `body` as `PurchaseCreate` loaded it; the Idempotency-Key is the context's."""
+    command = _command(body, ledger.clock.now())
+    return run_idempotent_write(
+        ledger, WriteRequest(program_id=pid, fingerprint=fingerprint_, idempotency_key=ctx.idempotency_key,
+                             natural_key=("order", command.order_id)),
+        lambda uow: use_cases.record_purchase(uow, ledger.clock, pid, command, ctx), _PURCHASE_ANSWER, 201,
+        request_id=ctx.request_id)
 
 
 @blp.route("/simulate", methods=["POST"])

@@ -215,3 +215,183 @@ def test_a_database_error_on_the_fast_path_is_answered_by_flask(app, program, en
     assert len(calls) == 2  # tried below Flask, then by the route
     assert response.status_code == 500
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+# --- POST /v1/purchases below Flask (api/fast_paths.py) ------------------------------------------------
+
+class _Counted:
+    """Flask's WSGI app, counting the requests the fast path hands to it."""
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app, self.calls = wsgi_app, 0
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        self.calls += 1
+        return self.wsgi_app(environ, start_response)
+
+
+@pytest.fixture
+def flask_behind(app: Any, monkeypatch: pytest.MonkeyPatch) -> _Counted:
+    counted = _Counted(app.wsgi_app.wsgi_app)
+    monkeypatch.setattr(app.wsgi_app, "wsgi_app", counted)
+    return counted
+
+
+def _purchase(app: Any, headers: dict[str, str], data: str | bytes, flask_only: bool = False,
+              content_type: str = "application/json", url: str = "/v1/purchases") -> Any:
+    wsgi = app.wsgi_app
+    if flask_only:
+        behind = wsgi.wsgi_app
+        app.wsgi_app = behind.wsgi_app if isinstance(behind, _Counted) else behind  # not counted
+    try:
+        return app.test_client().post(url, data=data, headers=headers, content_type=content_type)
+    finally:
+        app.wsgi_app = wsgi
+
+
+def _order(order_id: str, customer_id: str, amount: int = 12_345, **extra: Any) -> str:
+    return json.dumps({"order_id": order_id, "customer_id": customer_id, "amount": amount, "currency": "EUR", **extra})
+
+
+def _same_purchase_answer(served: Any, flask_only: Any, order_id: str, customer_id: str) -> None:
+    """Equal, key order included, once the route's answer takes the fast path's order and customer
+    ids (each request named its own) and transaction id (a new one per transaction)."""
+    assert served.status == flask_only.status
+    assert list(served.headers.items()) == list(flask_only.headers.items())
+    body, other = served.get_json(), flask_only.get_json()
+    assert (other["order_id"], other["customer_id"]) != (order_id, customer_id)
+    other.update(order_id=order_id, customer_id=customer_id)
+    assert (body["transaction_id"] is None) == (other["transaction_id"] is None)
+    other["transaction_id"] = body["transaction_id"]
+    assert json.dumps(body) == json.dumps(other)
+
+
+@pytest.mark.parametrize("extra_headers", [{}, {"Idempotency-Key": "key-1"}], ids=["natural key", "header key"])
+def test_a_purchase_below_flask_answers_as_the_route_and_replays_as_it(app, program, enrol, flask_behind,
+                                                                         verify, extra_headers) -> None:
+    enrol(program, "c-1")
+    enrol(program, "c-2")
+    fast_headers = program.headers("storefront", **{"X-Request-Id": "req-purchase-1"}, **extra_headers)
+    flask_headers = program.headers("storefront", **{"X-Request-Id": "req-purchase-1"},
+                                    **{k: v.replace("1", "2") for k, v in extra_headers.items()})
+    flask_behind.calls = 0
+    served = _purchase(app, fast_headers, _order("o-1", "c-1"))
+    assert flask_behind.calls == 0  # answered below Flask
+    flask_only = _purchase(app, flask_headers, _order("o-2", "c-2"), flask_only=True)
+    assert served.status_code == 201 and served.get_json()["points_earned"] == 123
+    assert served.get_json()["balances"]["points"]["available"] == 123
+    _same_purchase_answer(served, flask_only, "o-1", "c-1")
+
+    replay = _purchase(app, fast_headers, _order("o-1", "c-1"))
+    flask_replay = _purchase(app, flask_headers, _order("o-2", "c-2"), flask_only=True)
+    assert flask_behind.calls == 0
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_data() == served.get_data()
+    _same_purchase_answer(replay, flask_replay, "o-1", "c-1")
+
+    activity = app.test_client().get("/v1/customers/c-1/activity", headers=program.headers("app")).get_json()
+    assert [item["type"] for item in activity["items"]] == ["purchase_accrual"]  # the replay booked nothing
+    verify()
+
+
+@pytest.mark.parametrize("key", [None, "key-1"], ids=["natural key", "header key"])
+def test_a_purchase_the_rules_refuse_gets_the_routes_answer(app, program, enrol, flask_behind, key) -> None:
+    """Under an Idempotency-Key the refusal is stored, and answered below Flask; without one nothing is
+    stored, the refusal is raised, and the route answers it (running the write again, refused again)."""
+    enrol(program, "c-1")
+    enrol(program, "c-2")
+    extra = {"Idempotency-Key": key} if key else {}
+    headers = program.headers("storefront", **{"X-Request-Id": "req-purchase-2"}, **extra)
+    flask_behind.calls = 0
+    served = _purchase(app, headers, _order("o-1", "c-1", currency="USD"))
+    assert flask_behind.calls == (0 if key else 1)
+    flask_only = _purchase(app, {**headers, **({"Idempotency-Key": "key-2"} if key else {})},
+                           _order("o-2", "c-2", currency="USD"), flask_only=True)
+    assert served.status_code == 422 and served.get_json()["code"] == "currency_mismatch"
+    assert served.status == flask_only.status
+    assert list(served.headers.items()) == list(flask_only.headers.items())
+    assert served.get_data() == flask_only.get_data()
+
+
+@pytest.mark.parametrize("case", [
+    "malformed JSON", "not JSON", "form body", "empty body", "schema refuses", "unknown field", "JSON array",
+    "no key", "app key", "unknown key", "operator token", "bad Idempotency-Key", "query string",
+    "trailing slash", "unknown customer",
+])
+def test_everything_but_the_plain_purchase_is_answered_by_flask(app, program, enrol, flask_behind, case) -> None:
+    enrol(program, "c-1")
+    enrol(program, "c-2")
+    headers = program.headers("storefront", **{"X-Request-Id": "req-purchase-3"})
+    url, content_type = "/v1/purchases", "application/json"
+    data, other = _order("o-1", "c-1"), _order("o-2", "c-2")
+    if case == "malformed JSON":
+        data = other = '{"order_id": "o-1",'
+    elif case == "not JSON":
+        content_type = "text/plain"
+    elif case == "form body":
+        content_type, data, other = "application/x-www-form-urlencoded", "order_id=o-1", "order_id=o-2"
+    elif case == "empty body":
+        data = other = ""
+    elif case == "schema refuses":
+        data, other = _order("o-1", "c-1", amount=-5), _order("o-2", "c-2", amount=-5)
+    elif case == "unknown field":
+        data, other = _order("o-1", "c-1", coupon="X"), _order("o-2", "c-2", coupon="X")
+    elif case == "JSON array":
+        data, other = f"[{data}]", f"[{other}]"
+    elif case == "no key":
+        del headers["Authorization"]
+    elif case == "app key":
+        headers = program.headers("app", **{"X-Request-Id": "req-purchase-3"})
+    elif case == "unknown key":
+        headers["Authorization"] = "Bearer llk_not-a-key"
+    elif case == "operator token":
+        headers["Authorization"] = f"Bearer {OPERATOR_TOKEN}"
+    elif case == "bad Idempotency-Key":
+        headers["Idempotency-Key"] = "a key with spaces"
+    elif case == "query string":
+        url += "?source=pos"
+    elif case == "trailing slash":
+        url += "/"
+    elif case == "unknown customer":
+        data, other = _order("o-1", "nobody-1"), _order("o-2", "nobody-2")
+    flask_behind.calls = 0
+    served = _purchase(app, headers, data, content_type=content_type, url=url)
+    flask_only = _purchase(app, headers, other, flask_only=True, content_type=content_type, url=url)
+    expected = {"malformed JSON": 400, "not JSON": 415, "form body": 415, "empty body": 422, "schema refuses": 422,
+                "unknown field": 422, "JSON array": 422, "no key": 401, "app key": 403, "unknown key": 401,
+                "operator token": 401, "bad Idempotency-Key": 422, "query string": 201, "trailing slash": 404,
+                "unknown customer": 404}[case]
+    assert served.status_code == expected, served.get_data(as_text=True)
+    assert served.status == flask_only.status
+    assert list(served.headers.items()) == list(flask_only.headers.items())
+    if expected == 201:
+        _same_purchase_answer(served, flask_only, "o-1", "c-1")
+    elif case == "unknown customer":
+        assert served.get_json()["code"] == flask_only.get_json()["code"] == "customer_not_found"
+        assert served.get_data() == flask_only.get_data().replace(b"nobody-2", b"nobody-1")
+    else:
+        assert served.get_data() == flask_only.get_data()
+    assert flask_behind.calls == 1
+
+
+def test_a_purchase_that_fails_below_flask_is_run_again_by_the_route(app, program, enrol, flask_behind,
+                                                                     monkeypatch, verify) -> None:
+    """A failed attempt wrote nothing, so the route runs the write afresh and books it once."""
+    from ledger.services import purchases
+
+    enrol(program, "c-1")
+    record, calls = purchases.record_purchase, []
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the worker lost its database")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(purchases, "record_purchase", fails_once)
+    flask_behind.calls = 0
+    response = _purchase(app, program.headers("storefront"), _order("o-1", "c-1"))
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    assert len(calls) == 2 and flask_behind.calls == 1
+    activity = app.test_client().get("/v1/customers/c-1/activity", headers=program.headers("app")).get_json()
+    assert [item["type"] for item in activity["items"]] == ["purchase_accrual"]
+    verify()
