@@ -27,6 +27,27 @@ class IdempotencyClaim:
     answer: StoredAnswer | None
 
 
+class ClaimTaken(Exception):
+    """Raised by the statement that sent a claim made with `claim_later` when the key was claimed
+    before: nothing of that statement's own was done (a customer lock, say, was not taken)."""
+
+    def __init__(self, claim: IdempotencyClaim) -> None:
+        super().__init__(f"idempotency record {claim.record_id} claimed earlier")
+        self.claim = claim
+
+    @staticmethod
+    def unless_new(claim: IdempotencyClaim | int) -> int:
+        """A new claim's record id; raises ClaimTaken for an earlier claim."""
+        if isinstance(claim, IdempotencyClaim):
+            raise ClaimTaken(claim)
+        return claim
+
+
+class ClaimTicket(Protocol):
+    def result(self) -> IdempotencyClaim | int:
+        """What `claim` would have returned, sending the claim now if no statement has yet."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
@@ -192,6 +213,9 @@ class TierRepository(Protocol):
 class IdempotencyRepository(Protocol):
     def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
         """Claim a key: the new record's id, or the earlier claim (after waiting for it to commit)."""
+    def claim_later(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> ClaimTicket:
+        """`claim`, sent with the unit of work's next statement (PostgreSQL: the customer's lock takes
+        it in the same round trip); that statement raises `ClaimTaken` if the key was claimed before."""
     def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
         """Store `answer` on one or two claims (a natural key's and a header key's) at once."""
 

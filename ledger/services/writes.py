@@ -4,7 +4,10 @@ Order of checks (ARCHITECTURE.md §2): the Idempotency-Key, then the natural key
 business rules. The key claims and the business write share one database transaction,
 so a concurrent duplicate waits for the first to commit and then replays its answer.
 Natural keys are claimed only by successful writes; under an Idempotency-Key a
-business-rule failure is stored and replayed too.
+business-rule failure is stored and replayed too. The natural key's claim travels with the
+write's first statement (on PostgreSQL the customer's lock call takes it, one round trip less),
+and a refusal raised in Python before that statement still checks the claim first, so the order
+of checks holds.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from ..domain.errors import BusinessRuleViolation, DuplicateNaturalKey, IdempotencyKeyReused, Unavailable
+from ..domain.errors import (
+    BusinessRuleViolation, DuplicateNaturalKey, IdempotencyKeyReused, LedgerError, Unavailable,
+)
 from ..clock import Clock
-from .ports import IdempotencyClaim, StoredAnswer, UnitOfWork
+from .ports import ClaimTaken, ClaimTicket, IdempotencyClaim, StoredAnswer, UnitOfWork
 
 T = TypeVar("T")
 
@@ -95,14 +100,24 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
     try:
         with uow.savepoint() if header_record is not None else nullcontext():
             natural_record: int | None = None
-            if request.natural_key is not None:
-                kind, key = request.natural_key
-                claim = uow.idempotency.claim(request.program_id, kind, key, request.fingerprint, now)
-                if isinstance(claim, IdempotencyClaim):
-                    conflict = (request.on_conflict or DuplicateNaturalKey)(kind, key)
-                    return _replay(claim, request.fingerprint, conflict)  # a header claim is rolled back
-                natural_record = claim
-            answer = render(action(uow))
+            ticket: ClaimTicket | None = None
+            try:
+                if request.natural_key is not None:
+                    # Sent with the action's first statement (PostgreSQL: the customer's lock takes it),
+                    # which raises ClaimTaken, before doing anything, if the key was claimed before.
+                    ticket = uow.idempotency.claim_later(request.program_id, *request.natural_key,
+                                                         request.fingerprint, now)
+                result = action(uow)
+                if ticket is not None:
+                    natural_record = ClaimTaken.unless_new(ticket.result())  # sent now if no statement has
+            except ClaimTaken as taken:
+                return _replay(taken.claim, request.fingerprint, _conflict(request))  # a header claim rolls back
+            except LedgerError:
+                # Refused in Python before any statement sent the claim: an earlier claim still answers.
+                if ticket is not None and isinstance(earlier := ticket.result(), IdempotencyClaim):
+                    return _replay(earlier, request.fingerprint, _conflict(request))
+                raise
+            answer = render(result)
             if natural_record is not None:
                 completed.append(natural_record)  # a refusal rolls this claim back with the savepoint
     except BusinessRuleViolation as error:
@@ -115,6 +130,11 @@ def _attempt(uow: UnitOfWork, clock: Clock, request: WriteRequest, action, rende
         uow.idempotency.complete(tuple(completed), answer)
     uow.commit()
     return WriteOutcome(answer=answer, replayed=False)
+
+
+def _conflict(request: WriteRequest) -> Exception:
+    kind, key = request.natural_key or ("", "")
+    return (request.on_conflict or DuplicateNaturalKey)(kind, key)
 
 
 def _replay(claim: IdempotencyClaim, fingerprint: str, mismatch: Exception) -> WriteOutcome:

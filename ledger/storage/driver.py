@@ -203,6 +203,7 @@ class DeferredWrite:
     select: str
     params: dict[str, Any]
     done: Callable[[list[Any]], None]
+    kind: str = "write"  # or "claim": an idempotency claim, which a customer's lock call takes
 
 
 _DEFERRED = "ledger_deferred_write"  # the connection's `info` key
@@ -220,9 +221,13 @@ def flush(conn: Connection) -> None:
         write.done(driver_rows(conn, write.ctes + "\n" + write.select, write.params))
 
 
-def take(conn: Connection) -> DeferredWrite | None:
-    """The deferred write, for a caller that sends it with a statement of its own (then calls `done`)."""
-    return conn.info.pop(_DEFERRED, None)
+def take(conn: Connection, kind: str | None = None) -> DeferredWrite | None:
+    """The deferred write (of that kind, if given), for a caller that sends it with a statement of its
+    own (then calls `done`)."""
+    write = conn.info.get(_DEFERRED)
+    if write is None or (kind is not None and write.kind != kind):
+        return None
+    return conn.info.pop(_DEFERRED)
 
 
 def discard(conn: Connection) -> None:

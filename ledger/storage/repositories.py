@@ -5,7 +5,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import BigInteger, Connection, and_, bindparam, cast, exists, func, insert, select, update
@@ -20,7 +20,7 @@ from ..domain.engagement import new_referral_code
 from ..domain.programs import Program, ProgramSettings
 from ..domain.transactions import BookedEntry, TransactionDraft
 from ..services.ports import (
-    ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, TransactionToBook, UpkeepDue,
+    ApiKey, BookingContext, ClaimTaken, IdempotencyClaim, PostedTransaction, StoredAnswer, TransactionToBook, UpkeepDue,
     WrittenPurchase,
 )
 from . import driver
@@ -194,8 +194,14 @@ class SqlCustomers:
 
     def _lock_for_write(self, program_id: str, customer_id: str, now: datetime) -> tuple[Program, Customer | None]:
         refuse_naive(now)
-        rows = driver_rows(self.s, _LOCK_FOR_WRITE_ON_POSTGRESQL,
-                           {"program_id": program_id, "customer_id": customer_id, "now": now})
+        params = {"program_id": program_id, "customer_id": customer_id, "now": now}
+        claim = driver.take(self.s, "claim")
+        if claim is None:
+            rows = driver_rows(self.s, _LOCK_FOR_WRITE_ON_POSTGRESQL, params)
+        else:  # the unit of work's idempotency claim goes first, in the same round trip
+            rows = driver_rows(self.s, _LOCK_FOR_WRITE_AFTER_CLAIM, {**claim.params, **params})
+            claim.done(rows)  # raises ClaimTaken if the key was claimed before (then no lock was taken)
+            rows = [row for row in rows if row.pk is not None]
         if not rows:
             return SqlPrograms(self.s).get(program_id), None
         (row,) = rows
@@ -399,6 +405,22 @@ _CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("p
                                          CUSTOMERS.c.customer_id == bindparam("customer_id"))
 _LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
 _LOCK_FOR_WRITE_ON_POSTGRESQL = "SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)"
+# PostgreSQL: an idempotency claim, deferred (`SqlIdempotency.claim_later`) to go with the next statement.
+_CLAIM_CTE = """WITH claimed AS (
+    INSERT INTO idempotency_records (program_id, scope, key, fingerprint, created_at)
+    VALUES (%(claim_program_id)s, %(claim_scope)s, %(claim_key)s, %(claim_fingerprint)s, %(claim_created_at)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)"""
+_CLAIM_SELECT = "SELECT (SELECT id FROM claimed) AS claim_id"
+# The claim, then the customer's lock only if the claim is new: the lateral subquery's condition on
+# the claim is a one-time filter, checked before the function is called, so a retry whose key was
+# claimed before takes no lock. One row, with the lock call's columns null if it returned none.
+_LOCK_FOR_WRITE_AFTER_CLAIM = _CLAIM_CTE + """
+SELECT c.claim_id, l.*
+  FROM (SELECT (SELECT id FROM claimed) AS claim_id) c
+  LEFT JOIN LATERAL (SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)
+                      WHERE c.claim_id IS NOT NULL) l ON true"""
 _CUSTOMER_INSTANTS = ("created_at", "updated_at", "tier_changed_at", "tier_evaluate_at", "tier_manual_until")
 
 
@@ -867,16 +889,36 @@ class SqlIdempotency:
             record_id = self.s.execute(_insert_ignore_for("sqlite", IDEMPOTENCY, "id"), values).scalar_one_or_none()
         if record_id is not None:
             return record_id
+        return self._earlier(program_id, scope, key)
+
+    def _earlier(self, program_id: str, scope: str, key: str) -> IdempotencyClaim:
         row = self.s.execute(select(IDEMPOTENCY).where(
             IDEMPOTENCY.c.program_id == program_id, IDEMPOTENCY.c.scope == scope,
             IDEMPOTENCY.c.key == key)).one()
         answer = StoredAnswer(row.status_code, row.body) if row.status_code is not None else None
         return IdempotencyClaim(record_id=row.id, fingerprint=row.fingerprint, answer=answer)
 
+    def claim_later(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> "_ClaimTicket":
+        if self.s.dialect.name != "postgresql":
+            return _ClaimTicket(self.s, ClaimTaken.unless_new(self.claim(program_id, scope, key, fingerprint, at)))
+        refuse_naive(at)
+        ticket = _ClaimTicket(self.s, None)
+
+        def claimed(rows: list[Any]) -> None:
+            record_id = rows[0].claim_id
+            ticket.value = record_id if record_id is not None else self._earlier(program_id, scope, key)
+            if record_id is None:
+                raise ClaimTaken(ticket.value)
+
+        driver.defer(self.s, driver.DeferredWrite(_CLAIM_CTE, _CLAIM_SELECT, {
+            "claim_program_id": program_id, "claim_scope": scope, "claim_key": key,
+            "claim_fingerprint": fingerprint, "claim_created_at": at.astimezone(timezone.utc)}, claimed, kind="claim"))
+        return ticket
+
     def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
         if not 1 <= len(record_ids) <= 2:
             raise ValueError(f"one or two claims at a time, not {len(record_ids)}")
-        deferred = driver.take(self.s) if self.s.dialect.name == "postgresql" else None
+        deferred = driver.take(self.s, "write") if self.s.dialect.name == "postgresql" else None
         if deferred is not None:  # the write the answer is for, and the answer, in one round trip
             deferred.done(driver_rows(self.s, deferred.ctes + _COMPLETED_CTE + "\n" + deferred.select, {
                 **deferred.params, "answer_record_id": record_ids[0], "answer_other_record_id": record_ids[-1],
@@ -884,6 +926,22 @@ class SqlIdempotency:
             return
         _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_ids[0], "other_record_id": record_ids[-1],
                                            "new_status": answer.status, "new_body": answer.body})
+
+
+class _ClaimTicket:
+    """`SqlIdempotency.claim_later`'s claim: its result once a statement has sent it."""
+
+    def __init__(self, conn: Connection, value: IdempotencyClaim | int | None) -> None:
+        self.s, self.value = conn, value
+
+    def result(self) -> IdempotencyClaim | int:
+        if self.value is None:
+            try:
+                driver.flush(self.s)
+            except ClaimTaken:
+                pass
+        assert self.value is not None, "the claim was dropped with its unit of work"
+        return self.value
 
 
 def _ints(row: Any) -> dict[str, Any]:

@@ -357,3 +357,21 @@ def test_api_key_rotation_repeated_with_one_key_rotates_once(client, app, progra
     listed = client.get("/v1/api-keys", headers=program.headers("admin")).get_json()["items"]
     assert len(listed) == 5
     assert [k["replaced_by"] for k in listed if k["id"] == app_key_id] == [new["id"]]
+
+
+def test_a_retry_answers_as_first_even_when_the_request_would_now_be_refused(client, program, enrol, buy) -> None:
+    """The order id's claim goes to the database with the customer's lock (PostgreSQL), after the
+    purchase's checks in Python have started: a retry of an order that was booked still replays its
+    answer once the customer is closed, rather than the refusal a new order would get."""
+    enrol(program, "c-1")
+    first = buy(program, "o-1", "c-1", 10_000)
+    assert first.status_code == 201
+    closed = client.post("/v1/customers/c-1/close", headers=program.headers("admin"))
+    assert closed.status_code == 200, closed.get_data(as_text=True)
+    retry = buy(program, "o-1", "c-1", 10_000)
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_data() == first.get_data()
+    refused = buy(program, "o-2", "c-1", 10_000)
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    changed = buy(program, "o-1", "c-1", 20_000)
+    assert changed.status_code == 409 and changed.get_json()["code"] == "duplicate_order"

@@ -65,3 +65,36 @@ def test_a_call_that_waited_for_the_lock_sees_the_holders_committed_balances(dat
 def test_an_unknown_customer_returns_no_rows_and_takes_no_lock(database_url, program) -> None:
     with _connect(database_url) as conn:
         assert conn.execute(CALL, (program.id, "nobody", datetime.now(timezone.utc))).fetchall() == []
+
+
+def test_a_retry_of_a_booked_purchase_takes_no_customer_lock(database_url, client, program, enrol, buy):
+    """The order id's claim and the lock go in one statement, and the lock call runs only for a new
+    claim: a retry replays while another transaction holds the customer's lock, and a new order
+    waits for it."""
+    enrol(program, "c-1")
+    first = buy(program, "O-1", "c-1", 10_000)
+    assert first.status_code == 201
+    holder = _connect(database_url)
+    try:
+        holder.execute("SELECT pk FROM customers WHERE program_id = %s AND customer_id = %s FOR NO KEY UPDATE",
+                       (program.id, "c-1"))
+        answers: dict = {}
+
+        def send(order_id: str) -> None:
+            answers[order_id] = buy(program, order_id, "c-1", 10_000)
+
+        retry = threading.Thread(target=send, args=("O-1",))
+        retry.start()
+        retry.join(timeout=10)
+        assert not retry.is_alive(), "the retry waited for the customer's lock"
+        assert answers["O-1"].headers["Idempotent-Replayed"] == "true"
+        assert answers["O-1"].get_data() == first.get_data()
+        new = threading.Thread(target=send, args=("O-2",))
+        new.start()
+        time.sleep(0.5)
+        assert new.is_alive(), "a new order must wait for the customer's lock"
+        holder.rollback()
+        new.join(timeout=10)
+        assert not new.is_alive() and answers["O-2"].status_code == 201
+    finally:
+        holder.close()

@@ -20,8 +20,8 @@ from ledger.domain.ids import new_id
 from ledger.domain.programs import Program, ProgramSettings
 from ledger.domain.transactions import BookedEntry, TransactionDraft
 from ledger.services.ports import (
-    ApiKey, BookingContext, IdempotencyClaim, PostedTransaction, StoredAnswer, TransactionToBook, UpkeepDue,
-    WrittenPurchase,
+    ApiKey, BookingContext, ClaimTaken, IdempotencyClaim, PostedTransaction, StoredAnswer, TransactionToBook,
+    UpkeepDue, WrittenPurchase,
 )
 
 
@@ -345,6 +345,14 @@ class FakeReleases(_Repo):
                 row["released_transaction_id"] = transaction_id
 
 
+@dataclass(frozen=True)
+class _KnownClaim:
+    value: int
+
+    def result(self) -> int:
+        return self.value
+
+
 class FakeIdempotency(_Repo):
     def claim(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> IdempotencyClaim | int:
         for record in self._s.idempotency.values():
@@ -355,6 +363,9 @@ class FakeIdempotency(_Repo):
         self._s.idempotency[pk] = {"id": pk, "program_id": program_id, "scope": scope, "key": key,
                                    "fingerprint": fingerprint, "created_at": at, "status": None, "body": None}
         return pk
+
+    def claim_later(self, program_id: str, scope: str, key: str, fingerprint: str, at: datetime) -> "_KnownClaim":
+        return _KnownClaim(ClaimTaken.unless_new(self.claim(program_id, scope, key, fingerprint, at)))
 
     def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
         assert 1 <= len(record_ids) <= 2, record_ids
