@@ -59,11 +59,11 @@ class FastPaths:
 
         self.wsgi_app = wsgi_app
         self.ledger = app.extensions["ledger"]
-        self.roles = frozenset(app.view_functions[BALANCES_ENDPOINT]._required_roles)
-        self.body = balances_body
+        self.balance_roles = frozenset(app.view_functions[BALANCES_ENDPOINT]._required_roles)
+        self.balance_body = balances_body
         # The route's own rule, with the customer id as the schema's identifier pattern.
         (rule,) = app.url_map.iter_rules(BALANCES_ENDPOINT)
-        self.path = re.compile(re.escape(rule.rule).replace(re.escape("<customer_id>"),
+        self.balance_path = re.compile(re.escape(rule.rule).replace(re.escape("<customer_id>"),
                                                             f"({ID_PATTERN.strip('^$')})"))
         (purchase_rule,) = app.url_map.iter_rules(PURCHASE_ENDPOINT)
         self.purchase_path = purchase_rule.rule
@@ -74,7 +74,7 @@ class FastPaths:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method == "GET":
-            answer = self._answer(environ)
+            answer = self._balances(environ)
             if answer is not None:
                 start_response("200 OK", [("Content-Type", JSON_MIMETYPE), ("Content-Length", str(len(answer))),
                                           ("X-Request-Id", request_id(environ))])
@@ -94,25 +94,25 @@ class FastPaths:
                 return [body]
         return self.wsgi_app(environ, start_response)
 
-    def _answer(self, environ: dict[str, Any]) -> bytes | None:
+    def _balances(self, environ: dict[str, Any]) -> bytes | None:
         """The encoded body for the plain balance read, or None to let Flask answer."""
         if environ.get("QUERY_STRING") or environ.get("SCRIPT_NAME"):
             return None
-        match = self.path.fullmatch(environ.get("PATH_INFO", ""))
+        match = self.balance_path.fullmatch(environ.get("PATH_INFO", ""))
         token = bearer_token(environ) if match else None
         if token is None:
             return None
         ledger = self.ledger
         try:
             key = ledger.authenticate(hash_secret(token))
-            if key is None or key.role not in self.roles:
+            if key is None or key.role not in self.balance_roles:
                 return None
             customer_id, now = match.group(1), ledger.clock.now()
             balances = ledger.read(lambda uow: queries.customer_balances(uow, now, key.program_id, customer_id),
                                    single_statement=True)
         except Exception:  # noqa: BLE001 - Flask answers it again, with its error handlers
             return None
-        return dumps(self.body(balances)).encode()
+        return dumps(self.balance_body(balances)).encode()
 
     def _purchase(self, environ: dict[str, Any], rid: str) -> tuple[StoredAnswer, bool] | None:
         """The plain purchase's stored answer and whether it was replayed, or None to let Flask answer

@@ -127,7 +127,7 @@ def _taken(app: Any, url: str, headers: dict[str, str], method: str = "GET") -> 
 
     environ = EnvironBuilder(path=url.split("?")[0], query_string=url.partition("?")[2], method=method,
                              headers=headers).get_environ()
-    return method == "GET" and app.wsgi_app._answer(environ) is not None
+    return method == "GET" and app.wsgi_app._balances(environ) is not None
 
 
 @pytest.mark.parametrize("role", ["admin", "storefront", "app", "finance"])
