@@ -243,9 +243,11 @@ class BreakageRow(ma.Schema):
     month = fields.String(required=True)
     issued = fields.Integer(required=True)
     clawed_back = fields.Integer(required=True)
+    reversed = fields.Integer(required=True, metadata={
+        "description": "Taken back by reversing the adjustment or accrual that issued them (booked in error)"})
     expired = fields.Integer(required=True)
-    breakage_bps = fields.Integer(required=True, allow_none=True,
-                                  metadata={"description": "expired / (issued - clawed_back), basis points, floored"})
+    breakage_bps = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "expired / (issued - clawed_back - reversed), basis points, floored"})
 
 
 class ActivityOut(ma.Schema):

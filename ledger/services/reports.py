@@ -215,17 +215,20 @@ def activity_report(uow: UnitOfWork, program_id: str, start: datetime | None, en
 
 
 def breakage_by_issue_month(uow: UnitOfWork, program_id: str, as_of: datetime, tz: str) -> list[dict[str, Any]]:
-    """Per local month of issue: points issued, clawed back from those lots, expired from them, and
-    the breakage rate expired / (issued - clawed back) in basis points (integer, floored)."""
-    issued: dict[str, dict[str, int]] = defaultdict(lambda: {"issued": 0, "clawed_back": 0, "expired": 0})
+    """Per local month of issue: points issued, clawed back from those lots, taken back by reversing
+    what issued them (an adjustment or an accrual booked in error: never really issued), expired
+    from them, and the breakage rate expired / (issued - clawed back - reversed) in basis points
+    (integer, floored)."""
+    fates = ("issued", "clawed_back", "reversed", "expired")
+    issued: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(fates, 0))
     for lot in uow.books.lot_fates(program_id, as_of, clawbacks=CLAWBACK_TYPES):
         month = lot["issued_at"].astimezone(ZoneInfo(tz)).strftime("%Y-%m")
-        for key in ("issued", "clawed_back", "expired"):
+        for key in fates:
             issued[month][key] += lot[key]
     out = []
     for month in sorted(issued):
         v = issued[month]
-        base = v["issued"] - v["clawed_back"]
+        base = v["issued"] - v["clawed_back"] - v["reversed"]
         out.append({"month": month, **v, "breakage_bps": v["expired"] * 10_000 // base if base > 0 else None})
     return out
 

@@ -285,17 +285,20 @@ class SqlBooks:
 
     def lot_fates(self, program_id: str, as_of: datetime, clawbacks: Sequence[str]) -> list[dict[str, Any]]:
         """Per lot issued before `as_of` (restored and reversal lots excluded): when, how many points,
-        and how many of them expired and were clawed back before `as_of`."""
+        and how many of them expired, were clawed back, and were taken back by a reversal of the
+        transaction that issued them, before `as_of`."""
         c, t, issue = LOT_CONSUMPTIONS.c, TRANSACTIONS.c, TRANSACTIONS.alias("issue")
         taken = (select(c.lot_id,
                         cast(func.sum(case((t.type == "points_expiry", c.amount), else_=0)), BigInteger).label("expired"),
                         cast(func.sum(case((t.type.in_(list(clawbacks)), c.amount), else_=0)), BigInteger)
-                        .label("clawed_back"))
+                        .label("clawed_back"),
+                        cast(func.sum(case((t.type == "reversal", c.amount), else_=0)), BigInteger).label("reversed"))
                  .join_from(LOT_CONSUMPTIONS, TRANSACTIONS, t.id == c.transaction_id)
                  .where(t.recorded_at < as_of).group_by(c.lot_id)).subquery()
         q = (select(LOTS.c.issued_at, LOTS.c.amount.label("issued"),
                     func.coalesce(taken.c.expired, 0).label("expired"),
-                    func.coalesce(taken.c.clawed_back, 0).label("clawed_back"))
+                    func.coalesce(taken.c.clawed_back, 0).label("clawed_back"),
+                    func.coalesce(taken.c.reversed, 0).label("reversed"))
              .join_from(LOTS, issue, issue.c.id == LOTS.c.transaction_id)
              .join(taken, taken.c.lot_id == LOTS.c.id, isouter=True)
              .where(LOTS.c.program_id == program_id, issue.c.recorded_at < as_of,

@@ -381,10 +381,11 @@ def test_closed_october_is_a_snapshot_and_november_rolls_forward_from_it(client,
     assert _at(late_row["recorded_at"]) == _at("2026-11-02T10:00:00Z")
     # Breakage per issue month (lots issued in October, adjustments included; restored and reversal
     # lots excluded): issued 583 = 548 + 15 + 20, clawed back from those lots 98 + 10 + 5 = 113,
-    # expired 20: 20 * 10_000 // 470 = 425 bps. November's lots: 110 issued, nothing expired: 0 bps.
+    # ADJ-2's 20 taken back by its reversal (never really issued), expired 20:
+    # 20 * 10_000 // (583 - 113 - 20) = 444 bps. November's lots: 110 issued, nothing expired: 0 bps.
     assert activity["breakage"] == [
-        {"month": "2026-10", "issued": 583, "clawed_back": 113, "expired": 20, "breakage_bps": 425},
-        {"month": "2026-11", "issued": 110, "clawed_back": 0, "expired": 0, "breakage_bps": 0}]
+        {"month": "2026-10", "issued": 583, "clawed_back": 113, "reversed": 20, "expired": 20, "breakage_bps": 444},
+        {"month": "2026-11", "issued": 110, "clawed_back": 0, "reversed": 0, "expired": 0, "breakage_bps": 0}]
     verify()
 
 
@@ -613,9 +614,32 @@ def test_breakage_per_local_issue_month(client, make_program, enrol, buy, clock,
     # September: 60 of 100 expired: 6_000 bps. October: 33 / (79 - 30) = 0.67346.. -> 6_734 bps (floored).
     # November: everything issued was clawed back: no base, no rate.
     assert report["breakage"] == [
-        {"month": "2026-09", "issued": 100, "clawed_back": 0, "expired": 60, "breakage_bps": 6_000},
-        {"month": "2026-10", "issued": 79, "clawed_back": 30, "expired": 33, "breakage_bps": 6_734},
-        {"month": "2026-11", "issued": 20, "clawed_back": 20, "expired": 0, "breakage_bps": None},
+        {"month": "2026-09", "issued": 100, "clawed_back": 0, "reversed": 0, "expired": 60, "breakage_bps": 6_000},
+        {"month": "2026-10", "issued": 79, "clawed_back": 30, "reversed": 0, "expired": 33, "breakage_bps": 6_734},
+        {"month": "2026-11", "issued": 20, "clawed_back": 20, "reversed": 0, "expired": 0, "breakage_bps": None},
+    ]
+    verify()
+
+
+def test_breakage_leaves_out_points_whose_issue_was_reversed(client, make_program, enrol, buy, clock, verify):
+    """A goodwill adjustment or an accrual booked in error and reversed issued nothing: its points
+    leave the base, so breakage stays expired / what was really issued."""
+    clock.set(_at("2026-10-01T10:00:00Z"))
+    program = make_program(points_expiry="fixed", points_life_days=3)
+    enrol(program, "c-1")
+    enrol(program, "c-2")
+    assert _bought(buy, program, "O-1", "c-1", 10_000)["points_earned"] == 100
+    mistaken = _bought(buy, program, "O-2", "c-2", 4_000)  # booked for the wrong member
+    goodwill = _adjust(client, program, "ADJ-1", "c-1", "points", 50, "goodwill")
+    for transaction_id in (mistaken["transaction_id"], goodwill["transaction_id"]):
+        _ok(client.post(f"/v1/transactions/{transaction_id}/reverse", json={"reason": "booked in error"},
+                        headers=program.headers("finance")), 201)
+    clock.set(_at("2026-10-10T00:00:00Z"))
+    assert run_jobs(client.application.extensions["ledger"].uow, clock)["expired_points"] == 100
+    report = _activity(client, program, **{"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"})
+    # 190 issued, 90 of them reversed, the other 100 all expired: 100% breakage (not 100 / 190).
+    assert report["breakage"] == [
+        {"month": "2026-10", "issued": 190, "clawed_back": 0, "reversed": 90, "expired": 100, "breakage_bps": 10_000},
     ]
     verify()
 
