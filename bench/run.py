@@ -349,8 +349,11 @@ def markdown(result: dict) -> str:
     for name, s in result["scenarios"].items():
         errors = s["non_2xx"] + s["socket_errors"]
         ratio = s.get("ratio_note", "")
+        kinds = [f"{n} {kind}" for kind, n in s.get("socket_errors_by_kind", {}).items() if n]
+        kinds += [f"{s['non_2xx']} not 2xx"] if s["non_2xx"] and kinds else []
         lines.append(f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['p99_ms']:.1f} | "
-                     f"{errors} ({100 * errors / max(s['requests'], 1):.2f}%) | {s['peak_worker_rss_mib']:.0f} | "
+                     f"{errors} ({100 * errors / max(s['requests'], 1):.2f}%{': ' + ', '.join(kinds) if kinds else ''}) | "
+                     f"{s['peak_worker_rss_mib']:.0f} | "
                      f"{spread(s)} | {cpu(s)} | {ratio} | {'yes' if s['verify']['ok'] else 'NO'} |")
     lines += ["", "Targets:"]
     for target in result["targets"]:

@@ -29,9 +29,11 @@ function M.done(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format(
     'WRK_JSON {"requests":%d,"duration_s":%.3f,"rps":%.1f,"p50_ms":%.2f,"p95_ms":%.2f,"p99_ms":%.2f,' ..
-    '"non_2xx":%d,"socket_errors":%d}\n',
+    '"non_2xx":%d,"socket_errors":%d,' ..
+    '"socket_errors_by_kind":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\n',
     summary.requests, seconds, summary.requests / seconds, latency:percentile(50) / 1000,
-    latency:percentile(95) / 1000, latency:percentile(99) / 1000, summary.errors.status, errors))
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000, summary.errors.status, errors,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout))
 end
 
 local thread_counter = 0
