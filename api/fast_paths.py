@@ -40,8 +40,10 @@ from ledger.services import queries
 from ledger.services.ports import BookingContext, StoredAnswer
 from ledger.services.programs import hash_secret
 
-from .errors import PROBLEM_MIMETYPE, dumps
-from .http import IDEMPOTENCY_KEY, JSON_MIMETYPE, Principal, bearer_token, fingerprint_of, json_body, request_id
+from .errors import dumps
+from .http import (
+    IDEMPOTENCY_KEY, JSON_MIMETYPE, Principal, answer_mimetype, bearer_token, fingerprint_of, json_body, request_id,
+)
 from .schemas.common import ID_PATTERN
 from .schemas.purchases import PurchaseCreate
 
@@ -85,8 +87,7 @@ class FastPaths:
             if stored is not None:
                 answer, replayed = stored
                 body = answer.body.encode()
-                headers = [("Content-Type", PROBLEM_MIMETYPE if answer.status >= 400 else JSON_MIMETYPE),
-                           ("Content-Length", str(len(body)))]
+                headers = [("Content-Type", answer_mimetype(answer)), ("Content-Length", str(len(body)))]
                 if replayed:
                     headers.append(("Idempotent-Replayed", "true"))
                 headers.append(("X-Request-Id", rid))

@@ -321,9 +321,12 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(dumps(data), status=status, mimetype=JSON_MIMETYPE)
 
 
+def answer_mimetype(answer: StoredAnswer) -> str:
+    return PROBLEM_MIMETYPE if answer.status >= 400 else JSON_MIMETYPE
+
+
 def answer_response(answer: StoredAnswer, replayed: bool) -> Response:
-    mimetype = PROBLEM_MIMETYPE if answer.status >= 400 else JSON_MIMETYPE
-    response = Response(answer.body, status=answer.status, mimetype=mimetype)
+    response = Response(answer.body, status=answer.status, mimetype=answer_mimetype(answer))
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response

@@ -230,6 +230,21 @@ def take(conn: Connection, kind: str | None = None) -> DeferredWrite | None:
     return conn.info.pop(_DEFERRED)
 
 
+class Pending:
+    """What a deferred statement returns: its `done` stores it in `value`; reading it with `get`
+    first sends the statement if it has not gone yet."""
+
+    def __init__(self, conn: Connection, value: Any = None) -> None:
+        self._conn, self.value = conn, value
+
+    def get(self) -> Any:
+        if self.value is None:
+            flush(self._conn)
+        if self.value is None:
+            raise RuntimeError("the deferred statement was rolled back before it was sent")
+        return self.value
+
+
 def discard(conn: Connection) -> None:
     if not conn.invalidated:  # a lost connection's `info` goes with it (and reading it would raise)
         conn.info.pop(_DEFERRED, None)

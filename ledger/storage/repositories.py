@@ -702,31 +702,20 @@ class SqlLedger:
 
 
 
-class _DeferredPurchase:
+class _DeferredPurchase(driver.Pending):
     """A purchase written with its accrual by a deferred statement (`driver.defer`): it goes with the
     stored answer, or before anything else the unit of work sends; reading an id sends it now."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._ids: tuple[int, int | None] | None = None
-
     def resolve(self, rows: list[Any]) -> None:
-        self._ids = (rows[0].purchase_id, rows[0].lot_id)
-
-    def _written(self) -> tuple[int, int | None]:
-        if self._ids is None:
-            driver.flush(self._conn)
-        if self._ids is None:
-            raise RuntimeError("the purchase's write was rolled back before it was sent")
-        return self._ids
+        self.value = (rows[0].purchase_id, rows[0].lot_id)
 
     @property
     def purchase_pk(self) -> int:
-        return self._written()[0]
+        return self.get()[0]
 
     @property
     def lot_id(self) -> int | None:
-        return self._written()[1]
+        return self.get()[1]
 
 
 class SqlPurchases:
@@ -902,13 +891,12 @@ class SqlIdempotency:
         if self.s.dialect.name != "postgresql":
             return _ClaimTicket(self.s, ClaimTaken.unless_new(self.claim(program_id, scope, key, fingerprint, at)))
         refuse_naive(at)
-        ticket = _ClaimTicket(self.s, None)
+        ticket = _ClaimTicket(self.s)
 
         def claimed(rows: list[Any]) -> None:
             record_id = rows[0].claim_id
             ticket.value = record_id if record_id is not None else self._earlier(program_id, scope, key)
-            if record_id is None:
-                raise ClaimTaken(ticket.value)
+            ClaimTaken.unless_new(ticket.value)
 
         driver.defer(self.s, driver.DeferredWrite(_CLAIM_CTE, _CLAIM_SELECT, {
             "claim_program_id": program_id, "claim_scope": scope, "claim_key": key,
@@ -928,20 +916,14 @@ class SqlIdempotency:
                                            "new_status": answer.status, "new_body": answer.body})
 
 
-class _ClaimTicket:
+class _ClaimTicket(driver.Pending):
     """`SqlIdempotency.claim_later`'s claim: its result once a statement has sent it."""
 
-    def __init__(self, conn: Connection, value: IdempotencyClaim | int | None) -> None:
-        self.s, self.value = conn, value
-
     def result(self) -> IdempotencyClaim | int:
-        if self.value is None:
-            try:
-                driver.flush(self.s)
-            except ClaimTaken:
-                pass
-        assert self.value is not None, "the claim was dropped with its unit of work"
-        return self.value
+        try:
+            return self.get()
+        except ClaimTaken:  # sent now, and claimed before: the earlier claim is the result
+            return self.value
 
 
 def _ints(row: Any) -> dict[str, Any]:
