@@ -13,6 +13,14 @@ from sqlalchemy import event
 ON_PG = os.environ.get("LEDGER_TEST_BACKEND", "sqlite") == "postgresql"
 
 
+@pytest.fixture(autouse=True)
+def keys_stay_cached(app: Any) -> None:
+    """The budgets count a request whose API key the worker has cached (for LEDGER_AUTH_CACHE_SECONDS,
+    1 s by default). On a loaded machine two requests can be more than a second apart, and the key
+    would be looked up again: these tests keep it cached for the whole test."""
+    app.extensions["ledger"].auth_cache_seconds = 3600
+
+
 class Seen(list):
     """Statements by their first words; `full` holds their whole texts, `params` their parameters."""
 
