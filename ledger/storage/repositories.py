@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import BigInteger, Connection, and_, bindparam, cast, exists, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, and_, bindparam, case, cast, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain import chain
+from ..domain.accounts import ASSETS, Asset
 from ..domain.errors import AmountTooLarge
 from ..domain.ids import new_id
 from ..domain.money import fits_int64
@@ -207,7 +208,7 @@ class SqlCustomers:
         (row,) = rows
         # Instants as the UTCDateTime columns would return them (the text bypasses their processors).
         customer = self._customer(row._replace(**{name: as_utc(getattr(row, name)) for name in _CUSTOMER_INSTANTS}))
-        program = Program(id=program_id, settings=ProgramSettings.from_dict(row.program_settings),
+        program = Program(id=program_id, settings=_program_settings(row.program_settings),
                           created_at=as_utc(row.program_created_at), earning_version=row.program_earning_version)
         accounts = dict(zip(row.account_paths or (), zip(row.account_ids or (), row.account_balances or ())))
         due = (UpkeepDue(releases_due=row.releases_due, holds_lapsed=row.holds_lapsed,
@@ -248,19 +249,33 @@ class SqlCustomers:
 
 
 def _balance_view():  # noqa: ANN202
+    """The customer's program currency and accounts, each with the pending value due and the lapsed
+    holds of its asset. Those two sums are taken once per asset (for the customer, found by an
+    uncorrelated subquery, so each runs once) and picked by the account's asset: as subqueries
+    correlated with the account row they ran once per account, six times each."""
     a, c, r, h = ACCOUNTS.c, CUSTOMERS.c, RELEASES.c, REDEMPTIONS.c
-    now = bindparam("now")
-    # sum() of BIGINT is NUMERIC on PostgreSQL: cast back, so the amounts arrive as int like every other.
-    due = (select(func.coalesce(cast(func.sum(r.amount - r.reversed_amount), BigInteger), 0))
-           .where(r.customer_pk == c.pk, r.asset == a.asset, r.released_transaction_id.is_(None),
-                  r.release_at <= now).scalar_subquery())
-    lapsed = (select(func.coalesce(cast(func.sum(h.amount), BigInteger), 0))
-              .where(h.customer_pk == c.pk, h.asset == a.asset, h.status == "held", h.expires_at <= now)
-              .scalar_subquery())
-    return (select(PROGRAMS.c.currency, a.path, a.asset, a.balance, due.label("due"), lapsed.label("lapsed"))
+    now, program_id, customer_id = bindparam("now"), bindparam("program_id"), bindparam("customer_id")
+    customer_pk = (select(c.pk).where(c.program_id == program_id, c.customer_id == customer_id)
+                   .scalar_subquery())
+
+    def by_asset(amount, asset, *where):  # noqa: ANN001, ANN202
+        # sum() of BIGINT is NUMERIC on PostgreSQL: cast back, so the amounts arrive as int like every other.
+        return select(*(func.coalesce(cast(func.sum(amount).filter(asset == name), BigInteger), 0).label(name)
+                        for name in ASSETS)).where(*where)
+
+    due = by_asset(r.amount - r.reversed_amount, r.asset, r.customer_pk == customer_pk,
+                   r.released_transaction_id.is_(None), r.release_at <= now).subquery("due")
+    lapsed = by_asset(h.amount, h.asset, h.customer_pk == customer_pk, h.status == "held",
+                      h.expires_at <= now).subquery("lapsed")
+
+    def of_the_account(sums):  # noqa: ANN001, ANN202
+        return case((a.asset == Asset.POINTS, sums.c[Asset.POINTS]), else_=sums.c[Asset.CASHBACK])
+
+    return (select(PROGRAMS.c.currency, a.path, a.asset, a.balance, of_the_account(due).label("due"),
+                   of_the_account(lapsed).label("lapsed"))
             .select_from(CUSTOMERS.join(PROGRAMS, PROGRAMS.c.id == c.program_id)
-                         .join(ACCOUNTS, a.customer_pk == c.pk))
-            .where(c.program_id == bindparam("program_id"), c.customer_id == bindparam("customer_id")))
+                         .join(ACCOUNTS, a.customer_pk == c.pk).join(due, true()).join(lapsed, true()))
+            .where(c.program_id == program_id, c.customer_id == customer_id))
 
 
 def _customer_accounts():  # noqa: ANN202
@@ -404,7 +419,23 @@ _PROGRAM_BY_ID = select(PROGRAMS).where(PROGRAMS.c.id == bindparam("program_id")
 _CUSTOMER_BY_ID = select(CUSTOMERS).where(CUSTOMERS.c.program_id == bindparam("program_id"),
                                          CUSTOMERS.c.customer_id == bindparam("customer_id"))
 _LOCK_CUSTOMER = _CUSTOMER_BY_ID.with_for_update(key_share=True)
-_LOCK_FOR_WRITE_ON_POSTGRESQL = "SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)"
+# The lock call's columns (migration 0007), the program's settings as text: psycopg would parse the
+# JSON on every purchase, and the same text always makes the same settings (`_program_settings`).
+_LOCK_FOR_WRITE_COLUMNS = (
+    "pk", "program_id", "customer_id", "email", "phone", "name", "display_name", "birthday", "leaderboard_opt_in",
+    "status", "created_at", "updated_at", "tier_id", "tier_changed_at", "tier_evaluate_at", "tier_manual_until",
+    "referral_code", "referred_by_pk", "program_settings", "program_created_at", "program_earning_version",
+    "account_ids", "account_paths", "account_balances", "latest_recorded_at", "chain_head", "releases_due",
+    "holds_lapsed", "has_captures")
+
+
+def _lock_for_write_columns(alias: str) -> str:
+    return ", ".join(f"{alias}.{name}::text AS {name}" if name == "program_settings" else f"{alias}.{name}"
+                     for name in _LOCK_FOR_WRITE_COLUMNS)
+
+
+_LOCK_FOR_WRITE_ON_POSTGRESQL = (f"SELECT {_lock_for_write_columns('l')} "
+                                 "FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s) l")
 # PostgreSQL: an idempotency claim, deferred (`SqlIdempotency.claim_later`) to go with the next statement.
 _CLAIM_CTE = """WITH claimed AS (
     INSERT INTO idempotency_records (program_id, scope, key, fingerprint, created_at)
@@ -417,10 +448,16 @@ _CLAIM_SELECT = "SELECT (SELECT id FROM claimed) AS claim_id"
 # the claim is a one-time filter, checked before the function is called, so a retry whose key was
 # claimed before takes no lock. One row, with the lock call's columns null if it returned none.
 _LOCK_FOR_WRITE_AFTER_CLAIM = _CLAIM_CTE + """
-SELECT c.claim_id, l.*
+SELECT c.claim_id, """ + _lock_for_write_columns("l") + """
   FROM (SELECT (SELECT id FROM claimed) AS claim_id) c
   LEFT JOIN LATERAL (SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)
                       WHERE c.claim_id IS NOT NULL) l ON true"""
+@functools.lru_cache(maxsize=256)
+def _program_settings(text: str) -> ProgramSettings:
+    """Settings stored as `text` (JSON). Settings are immutable, so one instance serves every request."""
+    return ProgramSettings.from_dict(json.loads(text))
+
+
 _CUSTOMER_INSTANTS = ("created_at", "updated_at", "tier_changed_at", "tier_evaluate_at", "tier_manual_until")
 
 

@@ -395,3 +395,59 @@ def test_a_purchase_that_fails_below_flask_is_run_again_by_the_route(app, progra
     activity = app.test_client().get("/v1/customers/c-1/activity", headers=program.headers("app")).get_json()
     assert [item["type"] for item in activity["items"]] == ["purchase_accrual"]
     verify()
+
+
+def test_the_one_statement_balance_read_sums_what_is_due_per_asset(app, client, make_program, enrol, buy, clock,
+                                                                    verify) -> None:
+    """`GET .../balances` (one statement, `SqlLedger.balance_view`) shows what the profile
+    (`balances_of`: cached balances, then the due releases and lapsed holds read one by one) shows,
+    with pending value due and holds lapsed in both assets, a release part-reversed by a refund, and
+    another customer's due value that must not count."""
+    from ledger.services.releases import run_jobs
+
+    program = make_program(cashback_rate_bps=200, points_hold_days=14, cashback_hold_days=30)
+    for customer_id in ("c-1", "c-2", "c-3"):
+        enrol(program, customer_id)
+    headers = program.headers("storefront")
+    assert buy(program, "A-1", "c-1", 10_000).status_code == 201  # 100 points and 200 cents, pending
+    assert buy(program, "B-1", "c-2", 7_000).status_code == 201
+    clock.advance(days=31)
+    assert run_jobs(app.extensions["ledger"].uow, clock)["releases"] == 2  # one per purchase, both assets
+    assert client.get("/v1/customers/c-1/balances", headers=program.headers("app")).get_json()["cashback"] == {
+        "available": 200, "pending": 0, "reserved": 0}
+    assert buy(program, "A-2", "c-1", 5_000).status_code == 201  # 50 points, 100 cents, pending
+    assert buy(program, "B-2", "c-2", 3_000).status_code == 201
+    for redemption_id, asset, amount in (("R-1", "points", 30), ("R-2", "cashback", 80)):
+        body = {"redemption_id": redemption_id, "customer_id": "c-1", "asset": asset, "amount": amount}
+        assert client.post("/v1/redemptions", json=body, headers=headers).status_code == 201
+    refund = client.post("/v1/purchases/A-2/refunds", json={"refund_id": "F-1", "amount": 2_000}, headers=headers)
+    assert refund.status_code == 201, refund.get_data(as_text=True)
+    clock.advance(days=31)  # A-2's and B-2's releases are due and the holds have lapsed; no job has run
+
+    for customer_id in ("c-1", "c-2", "c-3"):
+        read = client.get(f"/v1/customers/{customer_id}/balances", headers=program.headers("app"))
+        profile = client.get(f"/v1/customers/{customer_id}", headers=program.headers("app"))
+        assert read.status_code == profile.status_code == 200
+        assert read.get_json() == profile.get_json()["balances"], customer_id
+    shown = client.get("/v1/customers/c-1/balances", headers=program.headers("app")).get_json()
+    # Points: 100 + 50 - 20 clawed back, none held; cashback: 200 + (100 - 40 reversed), none held.
+    assert shown["points"] == {"available": 130, "pending": 0, "reserved": 0}
+    assert shown["cashback"] == {"available": 260, "pending": 0, "reserved": 0}
+    assert client.get("/v1/customers/c-3/balances", headers=program.headers("app")).get_json()["points"] == {
+        "available": 0, "pending": 0, "reserved": 0}
+    verify()
+
+
+def test_a_purchase_earns_by_the_program_settings_of_its_moment(client, program, enrol, buy, verify) -> None:
+    """The write path keeps parsed settings by their stored text: a change is seen by the next purchase,
+    and going back to earlier settings earns by them again."""
+    enrol(program, "c-1")
+    earned = []
+    for order_id, patch in (("A-1", None), ("A-2", {"points_per_unit": 10, "cashback_rate_bps": 500}),
+                            ("A-3", {"points_per_unit": 1, "cashback_rate_bps": 200}), ("A-4", None)):
+        if patch is not None:
+            assert client.patch("/v1/program", json=patch, headers=program.headers("admin")).status_code == 200
+        data = buy(program, order_id, "c-1", 10_000).get_json()
+        earned.append((data["points_earned"], data["cashback_earned"]))
+    assert earned == [(100, 200), (1_000, 500), (100, 200), (100, 200)]
+    verify()
