@@ -145,7 +145,7 @@ def main() -> int:
             print("\nstatements (execution time per request; T top-level, n nested):")
             for calls, total_ms, toplevel, query in rows:
                 print(f"  {total_ms * 1000 / n:7.1f} µs  {calls / n:5.1f} calls  {'T' if toplevel else 'n'}  {query[:110]}")
-            functions = conn.execute("SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions"
+            functions = conn.execute("SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions WHERE calls > 0"
                                      " ORDER BY total_time DESC").fetchall()
             print("\nPL/pgSQL functions (per request):")
             for name, calls, total_ms, self_ms in functions:
