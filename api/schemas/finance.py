@@ -245,7 +245,8 @@ class BreakageRow(ma.Schema):
     clawed_back = fields.Integer(required=True)
     reversed = fields.Integer(required=True, metadata={
         "description": "Taken back by reversing the adjustment or accrual that issued them (booked in error)"})
-    expired = fields.Integer(required=True)
+    expired = fields.Integer(required=True, metadata={
+        "description": "Expired from the month's lots; an expiry that finance reversed does not count"})
     breakage_bps = fields.Integer(required=True, allow_none=True, metadata={
         "description": "expired / (issued - clawed_back - reversed), basis points, floored"})
 

@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import BigInteger, Connection, case, cast, func, insert, literal, select, text, update
+from sqlalchemy import BigInteger, Connection, and_, case, cast, exists, func, insert, literal, select, text, update
 
 from .repositories import ACCOUNTS, CUSTOMERS, ENTRIES, LOT_CONSUMPTIONS, LOTS, REDEMPTIONS, REFUNDS, RELEASES, \
     TRANSACTIONS, PURCHASES
@@ -286,10 +286,13 @@ class SqlBooks:
     def lot_fates(self, program_id: str, as_of: datetime, clawbacks: Sequence[str]) -> list[dict[str, Any]]:
         """Per lot issued before `as_of` (restored and reversal lots excluded): when, how many points,
         and how many of them expired, were clawed back, and were taken back by a reversal of the
-        transaction that issued them, before `as_of`."""
+        transaction that issued them, before `as_of`. Points of an expiry that finance reversed before
+        `as_of` did not expire: the reversal gave them back (in lots of its own)."""
         c, t, issue = LOT_CONSUMPTIONS.c, TRANSACTIONS.c, TRANSACTIONS.alias("issue")
+        undone = exists().where(REVERSALS.c.original_transaction_id == t.id, REVERSALS.c.created_at < as_of)
         taken = (select(c.lot_id,
-                        cast(func.sum(case((t.type == "points_expiry", c.amount), else_=0)), BigInteger).label("expired"),
+                        cast(func.sum(case((and_(t.type == "points_expiry", ~undone), c.amount), else_=0)),
+                             BigInteger).label("expired"),
                         cast(func.sum(case((t.type.in_(list(clawbacks)), c.amount), else_=0)), BigInteger)
                         .label("clawed_back"),
                         cast(func.sum(case((t.type == "reversal", c.amount), else_=0)), BigInteger).label("reversed"))

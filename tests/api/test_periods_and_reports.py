@@ -644,6 +644,34 @@ def test_breakage_leaves_out_points_whose_issue_was_reversed(client, make_progra
     verify()
 
 
+def test_breakage_leaves_out_points_whose_expiry_was_reversed(client, make_program, enrol, buy, clock, verify):
+    """Finance reversing a points expiry gives the points back: they did not expire, so the month
+    that issued them does not count them as breakage (before the reversal it did)."""
+    clock.set(_at("2026-10-01T10:00:00Z"))
+    program = make_program(points_expiry="fixed", points_life_days=3)
+    enrol(program, "c-1")
+    enrol(program, "c-2")
+    assert _bought(buy, program, "O-1", "c-1", 10_000)["points_earned"] == 100
+    assert _bought(buy, program, "O-2", "c-2", 4_000)["points_earned"] == 40
+    clock.set(_at("2026-10-10T00:00:00Z"))
+    assert run_jobs(client.application.extensions["ledger"].uow, clock)["expired_points"] == 140
+    window = {"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}
+    assert _activity(client, program, **window)["breakage"] == [
+        {"month": "2026-10", "issued": 140, "clawed_back": 0, "reversed": 0, "expired": 140, "breakage_bps": 10_000},
+    ]
+    activity = _ok(client.get("/v1/customers/c-2/activity", headers=program.headers("app")))["items"]
+    [expiry] = [item["transaction_id"] for item in activity if item["type"] == "points_expiry"]
+    clock.set(_at("2026-10-12T00:00:00Z"))
+    _ok(client.post(f"/v1/transactions/{expiry}/reverse", json={"reason": "expired by mistake"},
+                    headers=program.headers("finance")), 201)
+    assert _ok(client.get("/v1/customers/c-2/balances", headers=program.headers("app")))["points"]["available"] == 40
+    # 140 issued in October, 100 of them expired: 7_142 bps (floored), not 10_000.
+    assert _activity(client, program, **window)["breakage"] == [
+        {"month": "2026-10", "issued": 140, "clawed_back": 0, "reversed": 0, "expired": 100, "breakage_bps": 7_142},
+    ]
+    verify()
+
+
 # --------------------------------------------------------------------------- report arguments and roles
 
 
