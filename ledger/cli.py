@@ -91,6 +91,17 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs_purge_keys(args: argparse.Namespace) -> int:
+    from .services.retention import purge_idempotency_keys
+
+    if args.older_than_days < 1:
+        raise SystemExit("--older-than-days must be 1 or more: idempotency keys are kept at least 24 hours")
+    factory = _factory(args)
+    deleted = purge_idempotency_keys(factory, _clock(args), args.older_than_days, is_retryable=factory.is_retryable)
+    print(json.dumps({"job": "purge-keys", "deleted": deleted}))
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .services.verify import verify_ledger
 
@@ -148,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "lapsed holds (idempotent; safe to run from cron in several processes)")
     run.add_argument("--as-of", help="run as of this instant (ISO 8601 with offset)")
     run.set_defaults(func=cmd_jobs_run)
+    purge = jobs.add_parser("purge-keys", help="delete Idempotency-Key records older than N days (natural keys "
+                                               "are kept: a late retry still replays by its order id)")
+    purge.add_argument("--older-than-days", type=int, required=True, help="at least 1")
+    purge.add_argument("--as-of", help="count the days back from this instant (ISO 8601 with offset)")
+    purge.set_defaults(func=cmd_jobs_purge_keys)
     verify = sub.add_parser("verify", help="recompute the hash chains and seals, and check that the ledger "
                                           "balances and cached balances equal entries")
     verify.add_argument("--all-seals", action="store_true",
@@ -165,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `ledger verify | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail too
+        return 1
 
 
 if __name__ == "__main__":

@@ -218,6 +218,10 @@ class IdempotencyRepository(Protocol):
         it in the same round trip); that statement raises `ClaimTaken` if the key was claimed before."""
     def complete(self, record_ids: tuple[int, ...], answer: StoredAnswer) -> None:
         """Store `answer` on one or two claims (a natural key's and a header key's) at once."""
+    def purge_header_keys(self, before: datetime, after_id: int, limit: int) -> tuple[int, datetime | None, int | None]:
+        """Among the next `limit` records after `after_id` (by id), delete the Idempotency-Key
+        records created before `before`; (how many, the oldest instant seen, the last id seen), the
+        last two None when there are no records left."""
 
 
 class AuditRepository(Protocol):

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import BigInteger, Connection, and_, bindparam, case, cast, exists, func, insert, select, true, update
+from sqlalchemy import (
+    BigInteger, Connection, and_, bindparam, case, cast, delete, exists, func, insert, select, true, update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain import chain
@@ -951,6 +953,18 @@ class SqlIdempotency:
             return
         _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_ids[0], "other_record_id": record_ids[-1],
                                            "new_status": answer.status, "new_body": answer.body})
+
+
+    def purge_header_keys(self, before: datetime, after_id: int, limit: int) -> tuple[int, datetime | None, int | None]:
+        i = IDEMPOTENCY.c
+        rows = self.s.execute(select(i.id, i.scope, i.created_at).where(i.id > after_id).order_by(i.id)
+                              .limit(limit)).all()
+        if not rows:
+            return 0, None, None
+        doomed = [row.id for row in rows if row.scope == "header" and row.created_at < before]
+        if doomed:
+            self.s.execute(delete(IDEMPOTENCY).where(i.id.in_(doomed)))
+        return len(doomed), min(row.created_at for row in rows), rows[-1].id
 
 
 class _ClaimTicket(driver.Pending):

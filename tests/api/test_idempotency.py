@@ -3,6 +3,7 @@ stored and what is not, fingerprints over canonical JSON, and the calls that sho
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -375,3 +376,50 @@ def test_a_retry_answers_as_first_even_when_the_request_would_now_be_refused(cli
     assert refused.status_code == 422, refused.get_data(as_text=True)
     changed = buy(program, "o-1", "c-1", 20_000)
     assert changed.status_code == 409 and changed.get_json()["code"] == "duplicate_order"
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_purged_header_keys_are_free_again_and_natural_keys_still_replay(client, app, shop, clock, database_url,
+                                                                          verify):
+    """`ledger jobs purge-keys` deletes Idempotency-Key records older than N days (never under 1) and
+    keeps natural keys: a late retry of a purged key is still answered by its order id, booked once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ledger.services.retention import purge_idempotency_keys
+
+    first = post(client, shop, purchase("A-1"), key="K-1")  # day 0
+    assert first.status_code == 201
+    clock.advance(days=2)
+    assert post(client, shop, purchase("A-2"), key="K-2").status_code == 201  # day 2
+    clock.advance(days=1, seconds=1)  # K-1 is three days old, K-2 one
+    factory = app.extensions["ledger"].uow
+    with pytest.raises(ValueError, match="at least 24 hours"):
+        purge_idempotency_keys(factory, clock, 0)
+    assert purge_idempotency_keys(factory, clock, 2, batch=1) == 1  # one record a batch: the walk by id
+
+    assert_problem(post(client, shop, purchase("A-9"), key="K-2"), 422, "idempotency_key_reused")  # K-2 kept
+    assert_replay_of(post(client, shop, purchase("A-1"), key="K-1"), first)  # by the order id, booked once
+    fresh = post(client, shop, purchase("A-3"), key="K-1")  # K-1 is free: a new request under it is new
+    assert fresh.status_code == 201
+    assert_fresh(fresh)
+    assert purge_idempotency_keys(factory, clock, 2) == 0
+
+    ledger_cli = str(Path(sys.executable).parent / "ledger")
+
+    def purge(days: str) -> subprocess.CompletedProcess:
+        return subprocess.run([ledger_cli, "--database-url", database_url, "jobs", "purge-keys", "--older-than-days",
+                               days, "--as-of", (clock.now() + timedelta(days=5)).isoformat()],
+                              capture_output=True, text=True, timeout=60)
+
+    refused = purge("0")
+    assert refused.returncode != 0 and "at least 24 hours" in refused.stderr
+    done = purge("1")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"job": "purge-keys", "deleted": 2}  # K-2 and the new K-1
+    assert [item["type"] for item in client.get("/v1/customers/c-1/activity", headers=shop.headers("app"))
+            .get_json()["items"]].count("purchase_accrual") == 3  # A-1, A-2, A-3: nothing twice
+    verify()

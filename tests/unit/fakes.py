@@ -373,6 +373,15 @@ class FakeIdempotency(_Repo):
             record = self._s.idempotency[record_id]
             record["status"], record["body"] = answer.status, answer.body
 
+    def purge_header_keys(self, before: datetime, after_id: int, limit: int) -> tuple[int, datetime | None, int | None]:
+        records = sorted((r for r in self._s.idempotency.values() if r["id"] > after_id), key=lambda r: r["id"])[:limit]
+        if not records:
+            return 0, None, None
+        doomed = [r["id"] for r in records if r["scope"] == "header" and r["created_at"] < before]
+        for record_id in doomed:
+            del self._s.idempotency[record_id]
+        return len(doomed), min(r["created_at"] for r in records), records[-1]["id"]
+
 
 class FakeRedemptions(_Repo):
     """Only what the purchase and release use cases read: lapsed holds (none unless a test adds one)."""
