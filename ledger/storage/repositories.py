@@ -454,6 +454,8 @@ SELECT c.claim_id, """ + _lock_for_write_columns("l") + """
   FROM (SELECT (SELECT id FROM claimed) AS claim_id) c
   LEFT JOIN LATERAL (SELECT * FROM ledger_lock_customer_for_write(%(program_id)s, %(customer_id)s, %(now)s)
                       WHERE c.claim_id IS NOT NULL) l ON true"""
+
+
 @functools.lru_cache(maxsize=256)
 def _program_settings(text: str) -> ProgramSettings:
     """Settings stored as `text` (JSON). Settings are immutable, so one instance serves every request."""
@@ -953,7 +955,6 @@ class SqlIdempotency:
             return
         _COMPLETE_IDEMPOTENCY.all(self.s, {"record_id": record_ids[0], "other_record_id": record_ids[-1],
                                            "new_status": answer.status, "new_body": answer.body})
-
 
     def purge_header_keys(self, before: datetime, after_id: int, limit: int) -> tuple[int, datetime | None, int | None]:
         i = IDEMPOTENCY.c
