@@ -94,10 +94,11 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
 def cmd_jobs_purge_keys(args: argparse.Namespace) -> int:
     from .services.retention import purge_idempotency_keys
 
-    if args.older_than_days < 1:
-        raise SystemExit("--older-than-days must be 1 or more: idempotency keys are kept at least 24 hours")
-    factory = _factory(args)
-    deleted = purge_idempotency_keys(factory, _clock(args), args.older_than_days, is_retryable=factory.is_retryable)
+    factory, clock = _factory(args), _clock(args)
+    try:
+        deleted = purge_idempotency_keys(factory, clock, args.older_than_days, is_retryable=factory.is_retryable)
+    except ValueError as exc:  # fewer than one day
+        raise SystemExit(f"--older-than-days: {exc}") from None
     print(json.dumps({"job": "purge-keys", "deleted": deleted}))
     return 0
 

@@ -23,7 +23,7 @@ def purge_idempotency_keys(uow_factory, clock: Clock, older_than_days: int, batc
     with nothing older than the cutoff (ids follow creation, so the rest is newer; a record created
     out of order by a few milliseconds waits for the next run)."""
     if older_than_days < 1:
-        raise ValueError("idempotency keys are kept at least 24 hours: older_than_days must be 1 or more")
+        raise ValueError("idempotency keys are kept at least 24 hours: purge only keys 1 or more days old")
     before = clock.now() - timedelta(days=older_than_days)
     deleted, after_id = 0, 0
     while True:
