@@ -16,7 +16,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import datetime, timezone
@@ -24,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import PG_SCRIPT, ROOT, VENV_BIN, Gunicorn, MemorySampler, free_port, pg_bindir, rss_kib  # noqa: E402
+from bench.run import (  # noqa: E402
+    ROOT, VENV_BIN, Gunicorn, MemorySampler, free_port, pg_bindir, rss_kib, throwaway_cluster,
+)
 
 
 def generate(url: str, program_id: str, entries: int) -> None:
@@ -78,11 +79,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=1_000_000)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="ledger-export-bench-"))
-    port = free_port()
-    subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(port)], check=True)
     bindir = pg_bindir()
-    try:
+    with throwaway_cluster("ledger-export-bench-") as (_workdir, port):
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "ledger"],
                        check=True)
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/ledger"
@@ -124,8 +122,6 @@ def main() -> int:
         result["cli"] = {"seconds": round(time.monotonic() - t0, 1), "peak_rss_mib": round(peak / 1024, 1),
                          "exit": cli.returncode}
         print("cli", result["cli"], flush=True)
-    finally:
-        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False)
     out = ROOT / "bench" / "results" / f"export-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"\n| export | entries | seconds | worker RSS before | peak | growth |\n|---|---|---|---|---|---|")

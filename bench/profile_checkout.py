@@ -19,10 +19,8 @@ import json
 import os
 import pstats
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import PG_SCRIPT, free_port, pg_bindir, seed  # noqa: E402
+from run import pg_bindir, seed, throwaway_cluster  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
 CUSTOMERS = 200
@@ -106,11 +104,7 @@ def main() -> int:
     parser.add_argument("--test-client", action="store_true",
                         help="go through Flask's test client (as before 2026-11-27) instead of the WSGI callable")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="ledger-profile-"))
-    port = free_port()
-    subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(port)], check=True,
-                   stdout=subprocess.DEVNULL)
-    try:
+    with throwaway_cluster("ledger-profile-", quiet=True) as (_workdir, port):
         subprocess.run([str(pg_bindir() / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "ledger"], check=True)
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/ledger"
         keys = seed(url, CUSTOMERS)
@@ -149,9 +143,6 @@ def main() -> int:
         measure("GET /v1/customers/{id}/balances", balances, args.requests, engines, args.profile, args.sort, args.top)
         app.extensions["ledger"].engines.dispose()
         return 0
-    finally:
-        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False, stdout=subprocess.DEVNULL)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,8 @@ import argparse
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import PG_SCRIPT, free_port, seed  # noqa: E402
+from run import PG_SCRIPT, seed, throwaway_cluster  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
 CUSTOMERS = 2000  # as make bench seeds
@@ -58,12 +56,12 @@ def cluster_cpu_seconds(data_dir: Path) -> float:
     return total / tick
 
 
-def start_cluster(workdir: Path, port: int) -> str:
-    """A throwaway cluster with pg_stat_statements preloaded; returns the admin URL (psycopg's form)."""
+def with_statistics(workdir: Path, port: int) -> str:
+    """Restart the throwaway cluster with pg_stat_statements preloaded and tracking nested statements,
+    and create the database; returns its URL (psycopg's form)."""
     import psycopg
 
     start = ["bash", str(PG_SCRIPT), "start", str(workdir), str(port)]
-    subprocess.run(start, check=True, stdout=subprocess.DEVNULL)
     admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
@@ -85,10 +83,8 @@ def main() -> int:
     args = parser.parse_args()
     import psycopg
 
-    workdir = Path(tempfile.mkdtemp(prefix="ledger-profile-db-"))
-    port = free_port()
-    try:
-        url = start_cluster(workdir, port)
+    with throwaway_cluster("ledger-profile-db-", quiet=True) as (workdir, port):
+        url = with_statistics(workdir, port)
         keys = seed(url.replace("postgresql://", "postgresql+psycopg://"), CUSTOMERS)
         os.environ.setdefault("LEDGER_OPERATOR_TOKEN", "profile")
         from api import create_app
@@ -152,9 +148,6 @@ def main() -> int:
                 print(f"  {total_ms * 1000 / n:7.1f} µs total, {self_ms * 1000 / n:7.1f} µs own  "
                       f"{calls / n:5.1f} calls  {name}")
         return 0
-    finally:
-        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False, stdout=subprocess.DEVNULL)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

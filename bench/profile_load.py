@@ -20,14 +20,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 
 from run import (
-    BENCH, PG_SCRIPT, SCENARIOS, VENV_BIN, Gunicorn, ensure_wrk, free_port, pg_bindir, run_wrk, seed, warm_up,
+    BENCH, SCENARIOS, VENV_BIN, Gunicorn, ensure_wrk, free_port, pg_bindir, run_wrk, seed, throwaway_cluster,
+    warm_up,
 )
 
 _LINE_NUMBER = re.compile(r":\d+\)$")
@@ -80,11 +79,8 @@ def main() -> int:
         raise SystemExit("py-spy is not installed (make install installs it)")
     script = dict(SCENARIOS)[args.scenario]
     wrk, bindir = ensure_wrk(), pg_bindir()
-    workdir = Path(tempfile.mkdtemp(prefix="ledger-profile-load-"))
-    raw = workdir / "collapsed.txt"
-    pg_port = free_port()
-    subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(pg_port)], check=True, stdout=subprocess.DEVNULL)
-    try:
+    with throwaway_cluster("ledger-profile-load-", quiet=True) as (workdir, pg_port):
+        raw = workdir / "collapsed.txt"
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
                        check=True)
         url = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/ledger"
@@ -106,13 +102,10 @@ def main() -> int:
                 raise SystemExit(f"py-spy recorded nothing (it needs ptrace: root or CAP_SYS_PTRACE):\n{errors}")
         finally:
             server.stop()
-    finally:
-        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False, stdout=subprocess.DEVNULL)
-    collapsed = _without_processes(raw.read_text(errors="replace").splitlines())
+        collapsed = _without_processes(raw.read_text(errors="replace").splitlines())
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     kept = BENCH / "results" / f"profile-{args.scenario}-{stamp}.txt"
     kept.write_text("\n".join(collapsed) + "\n")
-    shutil.rmtree(workdir, ignore_errors=True)
 
     total, inclusive, own = shares(collapsed)
     print(f"\n{args.scenario}: {stats['rps']:.0f} req/s while sampled, {total} samples of GIL-holding threads; "

@@ -34,8 +34,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from prototype_app import prepare as prepare_prototype
 
@@ -55,6 +57,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def throwaway_cluster(prefix: str, quiet: bool = False) -> Iterator[tuple[Path, int]]:
+    """A PostgreSQL cluster of our own (`scripts/pg-test-server.sh`) in a new temporary directory, on
+    a free port: (that directory, the port). Stopped and removed on leaving, whatever happened."""
+    workdir, port = Path(tempfile.mkdtemp(prefix=prefix)), free_port()
+    out = subprocess.DEVNULL if quiet else None
+    try:
+        subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(port)], check=True, stdout=out)
+        yield workdir, port
+    finally:
+        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False, stdout=out)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pg_bindir() -> Path:
@@ -377,153 +393,149 @@ def main() -> int:
     wrk = ensure_wrk()
     bindir = pg_bindir()
     started = datetime.now(timezone.utc)
-    workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    pg_port = free_port()
-    subprocess.run(["bash", str(PG_SCRIPT), "start", str(workdir), str(pg_port)], check=True)
     servers: list[Gunicorn] = []
-    try:
-        result: dict = {"started_at": started.isoformat(), "machine": f"{os.cpu_count()} cores",
-                        "connections": args.connections, "customers": args.customers, "workers": args.workers,
-                        "threads": args.threads, "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
-                        "duration_s": args.duration, "baselines": {}, "scenarios": {}}
-        print(f"pgbench TPC-B-like, {args.connections} connections, {args.duration}s ...", flush=True)
-        result["baselines"]["pgbench"] = pgbench(bindir, pg_port, args.duration, args.connections)
+    with throwaway_cluster("ledger-bench-") as (_workdir, pg_port):
+        try:
+            result: dict = {"started_at": started.isoformat(), "machine": f"{os.cpu_count()} cores",
+                            "connections": args.connections, "customers": args.customers, "workers": args.workers,
+                            "threads": args.threads, "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
+                            "duration_s": args.duration, "baselines": {}, "scenarios": {}}
+            print(f"pgbench TPC-B-like, {args.connections} connections, {args.duration}s ...", flush=True)
+            result["baselines"]["pgbench"] = pgbench(bindir, pg_port, args.duration, args.connections)
 
-        def bare_flask() -> dict:
-            bare = Gunicorn("bench.bare_app:create_app()", free_port(), args.workers, args.threads, {})
-            servers.append(bare)
-            try:
-                run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", 3, args.connections, {})
-                return run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", args.duration, args.connections, {},
-                               bare.proc.pid)
-            finally:
-                bare.stop()
-                servers.remove(bare)
+            def bare_flask() -> dict:
+                bare = Gunicorn("bench.bare_app:create_app()", free_port(), args.workers, args.threads, {})
+                servers.append(bare)
+                try:
+                    run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", 3, args.connections, {})
+                    return run_wrk(wrk, "bare.lua", f"http://127.0.0.1:{bare.port}", args.duration, args.connections, {},
+                                   bare.proc.pid)
+                finally:
+                    bare.stop()
+                    servers.remove(bare)
 
-        print("bare Flask baseline ...", flush=True)
-        result["baselines"]["bare_flask"] = bare_flask()
+            print("bare Flask baseline ...", flush=True)
+            result["baselines"]["bare_flask"] = bare_flask()
 
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres",
-                        "prototype"], check=True)
-        proto_url = f"postgresql://postgres@127.0.0.1:{pg_port}/prototype"
-        prepare_prototype(proto_url, args.customers)
+            subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres",
+                            "prototype"], check=True)
+            proto_url = f"postgresql://postgres@127.0.0.1:{pg_port}/prototype"
+            prepare_prototype(proto_url, args.customers)
 
-        def prototype() -> dict:
-            """The featureless raw-SQL prototype (bench/prototype_app.py): the same purchase and balance
-            read scripts, under the same gunicorn settings."""
-            server = Gunicorn("bench.prototype_app:create_app()", free_port(), args.workers, args.threads,
-                              {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype"})
-            servers.append(server)
-            proto_env = {"KEY": "prototype", "CUSTOMERS": str(args.customers)}
-            proto_http = f"http://127.0.0.1:{server.port}"
-            try:
-                measured = {}
-                for name, script in (("purchases", "accrual_zipf.lua"), ("balance_reads", "balances.lua")):
-                    warm_up(wrk, script, proto_http, args.connections, {**proto_env, "RUN_ID": f"pw{time.time_ns()}"},
-                            proto_url)
-                    measured[name] = run_wrk(wrk, script, proto_http, args.duration, args.connections,
-                                             {**proto_env, "RUN_ID": f"p{time.time_ns()}"}, server.proc.pid)
-                return measured
-            finally:
+            def prototype() -> dict:
+                """The featureless raw-SQL prototype (bench/prototype_app.py): the same purchase and balance
+                read scripts, under the same gunicorn settings."""
+                server = Gunicorn("bench.prototype_app:create_app()", free_port(), args.workers, args.threads,
+                                  {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype"})
+                servers.append(server)
+                proto_env = {"KEY": "prototype", "CUSTOMERS": str(args.customers)}
+                proto_http = f"http://127.0.0.1:{server.port}"
+                try:
+                    measured = {}
+                    for name, script in (("purchases", "accrual_zipf.lua"), ("balance_reads", "balances.lua")):
+                        warm_up(wrk, script, proto_http, args.connections, {**proto_env, "RUN_ID": f"pw{time.time_ns()}"},
+                                proto_url)
+                        measured[name] = run_wrk(wrk, script, proto_http, args.duration, args.connections,
+                                                 {**proto_env, "RUN_ID": f"p{time.time_ns()}"}, server.proc.pid)
+                    return measured
+                finally:
+                    server.stop()
+                    servers.remove(server)
+
+            print("featureless raw-SQL prototype ...", flush=True)
+            result["baselines"]["prototype"] = prototype()
+
+            admin = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/postgres"
+            subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
+                           check=True)
+            url = admin.rsplit("/", 1)[0] + "/ledger"
+            print(f"seeding {args.customers} customers ...", flush=True)
+            keys = seed(url, args.customers)
+            env = {"LEDGER_DATABASE_URL": url, "LEDGER_OPERATOR_TOKEN": "bench"}
+            service = Gunicorn("api:create_app()", free_port(), args.workers, args.threads, env)
+            servers.append(service)
+            base_url = f"http://127.0.0.1:{service.port}"
+            wrk_env = {"KEY": keys["storefront"], "CUSTOMERS": str(args.customers)}
+
+            scenarios = SCENARIOS
+            only = {name for name in args.only.split(",") if name}
+            unknown = only - {name for name, _script in scenarios}
+            if unknown:
+                raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+            for name, script in scenarios:
+                if only and name not in only:
+                    continue
+                print(f"scenario {name} ...", flush=True)
+                run_env = {**wrk_env, "RUN_ID": f"{name[:4]}w{int(time.time())}"}
+                warm_up(wrk, script, base_url, args.connections, run_env, url)
+                run_env["RUN_ID"] = f"{name[:4]}{int(time.time())}"
+                with MemorySampler(service.proc.pid) as memory:
+                    stats = run_wrk(wrk, script, base_url, args.duration, args.connections, run_env, service.proc.pid)
+                stats["peak_worker_rss_mib"] = memory.peak_kib / 1024
+                stats["verify"] = verify(env)
+                result["scenarios"][name] = stats
+
+            # This machine's speed drifts (a bare Flask baseline once measured 3,022 req/s, 7,188 in the run
+            # before): both baselines are measured again after the scenarios, and ratios use the mean.
+            print("baselines again ...", flush=True)
+            result["baselines_after"] = {"pgbench": pgbench(bindir, pg_port, args.duration, args.connections, init=False),
+                                         "bare_flask": bare_flask(), "prototype": prototype()}
+            pg_tps = (result["baselines"]["pgbench"]["tps"] + result["baselines_after"]["pgbench"]["tps"]) / 2
+            bare_rps = (result["baselines"]["bare_flask"]["rps"] + result["baselines_after"]["bare_flask"]["rps"]) / 2
+            proto = {name: {key: (result["baselines"]["prototype"][name][key]
+                                  + result["baselines_after"]["prototype"][name][key]) / 2 for key in ("rps", "p99_ms")}
+                     for name in ("purchases", "balance_reads")}
+            result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps, "prototype": proto}
+            result["prototype_ratios"] = {"purchases_x_pgbench": proto["purchases"]["rps"] / pg_tps,
+                                          "balance_reads_x_bare_flask": proto["balance_reads"]["rps"] / bare_rps}
+            targets = []
+            accrual = result["scenarios"].get("purchase_accrual_zipf")
+            reads = result["scenarios"].get("balance_reads")
+            if accrual:
+                accrual["ratio_note"] = (f"{accrual['rps'] / pg_tps:.2f} x pgbench; "
+                                         f"{accrual['rps'] / proto['purchases']['rps']:.2f} x prototype")
+                targets += [
+                    {"name": "POST /v1/purchases throughput", "measured": f"{accrual['rps'] / pg_tps:.2f} x pgbench TPS",
+                     "target": ">= 0.30 x", "met": accrual["rps"] >= 0.3 * pg_tps},
+                    {"name": "POST /v1/purchases p99", "measured": f"{accrual['p99_ms']:.1f} ms", "target": "< 40 ms",
+                     "met": accrual["p99_ms"] < 40},
+                ]
+            if reads:
+                reads["ratio_note"] = (f"{reads['rps'] / bare_rps:.2f} x bare Flask; "
+                                       f"{reads['rps'] / proto['balance_reads']['rps']:.2f} x prototype")
+                targets.append({"name": "GET balances throughput", "measured": f"{reads['rps'] / bare_rps:.2f} x bare Flask",
+                                "target": ">= 0.50 x", "met": reads["rps"] >= 0.5 * bare_rps})
+            if args.soak > 0:
+                print(f"soak: mixed profile for {args.soak}s ...", flush=True)
+                settle(url)
+                with MemorySampler(service.proc.pid) as memory:
+                    soak = run_wrk(wrk, "mixed.lua", base_url, args.soak, args.connections,
+                                   {**wrk_env, "RUN_ID": f"soak{int(time.time())}"})
+                warm = [total for t, _peak, total in memory.samples if t - memory.samples[0][0] >= 60] or \
+                    [total for _t, _peak, total in memory.samples]
+                first = sum(warm[:10]) / len(warm[:10])
+                last = sum(warm[-10:]) / len(warm[-10:])
+                growth = (last - first) / first * 100 if first else 0.0
+                soak.update({"workers_rss_first_mib": first / 1024, "workers_rss_last_mib": last / 1024,
+                             "growth_pct": growth, "peak_worker_rss_mib": memory.peak_kib / 1024, "verify": verify(env)})
+                result["soak"] = soak
+                targets.append({"name": f"worker memory over a {args.soak}s run",
+                                "measured": f"{growth:+.1f}% (after the first minute)", "target": "< 10% growth",
+                                "met": growth < 10})
+            result["targets"] = targets
+            out_dir = BENCH / "results"
+            out_dir.mkdir(exist_ok=True)
+            stamp = started.strftime("%Y%m%dT%H%M%SZ")
+            (out_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2))
+            table = markdown(result)
+            if not only:
+                (out_dir / "latest.md").write_text(table)
+                (out_dir / "latest.json").write_text(json.dumps(result, indent=2))
+            print(table)
+            return 0 if all(s["verify"]["ok"] for s in result["scenarios"].values()) else 1
+        finally:
+            for server in servers:
                 server.stop()
-                servers.remove(server)
-
-        print("featureless raw-SQL prototype ...", flush=True)
-        result["baselines"]["prototype"] = prototype()
-
-        admin = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/postgres"
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
-                       check=True)
-        url = admin.rsplit("/", 1)[0] + "/ledger"
-        print(f"seeding {args.customers} customers ...", flush=True)
-        keys = seed(url, args.customers)
-        env = {"LEDGER_DATABASE_URL": url, "LEDGER_OPERATOR_TOKEN": "bench"}
-        service = Gunicorn("api:create_app()", free_port(), args.workers, args.threads, env)
-        servers.append(service)
-        base_url = f"http://127.0.0.1:{service.port}"
-        wrk_env = {"KEY": keys["storefront"], "CUSTOMERS": str(args.customers)}
-
-        scenarios = SCENARIOS
-        only = {name for name in args.only.split(",") if name}
-        unknown = only - {name for name, _script in scenarios}
-        if unknown:
-            raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-        for name, script in scenarios:
-            if only and name not in only:
-                continue
-            print(f"scenario {name} ...", flush=True)
-            run_env = {**wrk_env, "RUN_ID": f"{name[:4]}w{int(time.time())}"}
-            warm_up(wrk, script, base_url, args.connections, run_env, url)
-            run_env["RUN_ID"] = f"{name[:4]}{int(time.time())}"
-            with MemorySampler(service.proc.pid) as memory:
-                stats = run_wrk(wrk, script, base_url, args.duration, args.connections, run_env, service.proc.pid)
-            stats["peak_worker_rss_mib"] = memory.peak_kib / 1024
-            stats["verify"] = verify(env)
-            result["scenarios"][name] = stats
-
-        # This machine's speed drifts (a bare Flask baseline once measured 3,022 req/s, 7,188 in the run
-        # before): both baselines are measured again after the scenarios, and ratios use the mean.
-        print("baselines again ...", flush=True)
-        result["baselines_after"] = {"pgbench": pgbench(bindir, pg_port, args.duration, args.connections, init=False),
-                                     "bare_flask": bare_flask(), "prototype": prototype()}
-        pg_tps = (result["baselines"]["pgbench"]["tps"] + result["baselines_after"]["pgbench"]["tps"]) / 2
-        bare_rps = (result["baselines"]["bare_flask"]["rps"] + result["baselines_after"]["bare_flask"]["rps"]) / 2
-        proto = {name: {key: (result["baselines"]["prototype"][name][key]
-                              + result["baselines_after"]["prototype"][name][key]) / 2 for key in ("rps", "p99_ms")}
-                 for name in ("purchases", "balance_reads")}
-        result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps, "prototype": proto}
-        result["prototype_ratios"] = {"purchases_x_pgbench": proto["purchases"]["rps"] / pg_tps,
-                                      "balance_reads_x_bare_flask": proto["balance_reads"]["rps"] / bare_rps}
-        targets = []
-        accrual = result["scenarios"].get("purchase_accrual_zipf")
-        reads = result["scenarios"].get("balance_reads")
-        if accrual:
-            accrual["ratio_note"] = (f"{accrual['rps'] / pg_tps:.2f} x pgbench; "
-                                     f"{accrual['rps'] / proto['purchases']['rps']:.2f} x prototype")
-            targets += [
-                {"name": "POST /v1/purchases throughput", "measured": f"{accrual['rps'] / pg_tps:.2f} x pgbench TPS",
-                 "target": ">= 0.30 x", "met": accrual["rps"] >= 0.3 * pg_tps},
-                {"name": "POST /v1/purchases p99", "measured": f"{accrual['p99_ms']:.1f} ms", "target": "< 40 ms",
-                 "met": accrual["p99_ms"] < 40},
-            ]
-        if reads:
-            reads["ratio_note"] = (f"{reads['rps'] / bare_rps:.2f} x bare Flask; "
-                                   f"{reads['rps'] / proto['balance_reads']['rps']:.2f} x prototype")
-            targets.append({"name": "GET balances throughput", "measured": f"{reads['rps'] / bare_rps:.2f} x bare Flask",
-                            "target": ">= 0.50 x", "met": reads["rps"] >= 0.5 * bare_rps})
-        if args.soak > 0:
-            print(f"soak: mixed profile for {args.soak}s ...", flush=True)
-            settle(url)
-            with MemorySampler(service.proc.pid) as memory:
-                soak = run_wrk(wrk, "mixed.lua", base_url, args.soak, args.connections,
-                               {**wrk_env, "RUN_ID": f"soak{int(time.time())}"})
-            warm = [total for t, _peak, total in memory.samples if t - memory.samples[0][0] >= 60] or \
-                [total for _t, _peak, total in memory.samples]
-            first = sum(warm[:10]) / len(warm[:10])
-            last = sum(warm[-10:]) / len(warm[-10:])
-            growth = (last - first) / first * 100 if first else 0.0
-            soak.update({"workers_rss_first_mib": first / 1024, "workers_rss_last_mib": last / 1024,
-                         "growth_pct": growth, "peak_worker_rss_mib": memory.peak_kib / 1024, "verify": verify(env)})
-            result["soak"] = soak
-            targets.append({"name": f"worker memory over a {args.soak}s run",
-                            "measured": f"{growth:+.1f}% (after the first minute)", "target": "< 10% growth",
-                            "met": growth < 10})
-        result["targets"] = targets
-        out_dir = BENCH / "results"
-        out_dir.mkdir(exist_ok=True)
-        stamp = started.strftime("%Y%m%dT%H%M%SZ")
-        (out_dir / f"{stamp}.json").write_text(json.dumps(result, indent=2))
-        table = markdown(result)
-        if not only:
-            (out_dir / "latest.md").write_text(table)
-            (out_dir / "latest.json").write_text(json.dumps(result, indent=2))
-        print(table)
-        return 0 if all(s["verify"]["ok"] for s in result["scenarios"].values()) else 1
-    finally:
-        for server in servers:
-            server.stop()
-        subprocess.run(["bash", str(PG_SCRIPT), "stop", str(workdir)], check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
