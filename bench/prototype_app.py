@@ -8,15 +8,24 @@ no problem+json, a fixed bearer token. A purchase books points and cashback as o
 transaction (an entry per leg, the customer's cached balances updated) in one autocommit statement; a
 balance read is one SELECT. psycopg directly, one connection per thread, server-side prepared statements.
 
+With `PROTOTYPE_WRITES=required` its purchase route books instead what the ledger model and the request
+rules (ARCHITECTURE.md §1 and §2) require of any purchase, still by hand and in one autocommit statement
+(see `REQUIRED_PURCHASE`): it measures what those writes cost, apart from how the service is built. With
+`required-locked-first` it sends the same write after locking the customer (BEGIN, SELECT ... FOR UPDATE,
+the write, COMMIT), as a service must that reads a customer's state before deciding what to write.
+
 Never used by the service: bench/run.py starts it under the same gunicorn settings as the service.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
+from datetime import datetime, timezone
 
 import psycopg
-from flask import Flask, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS proto_accounts (
@@ -53,6 +62,109 @@ RETURNING asset, balance
 
 BALANCES = "SELECT asset, balance FROM proto_accounts WHERE customer_id = %s"
 
+# What the ledger model (ARCHITECTURE.md §1 and §2) requires of a purchase, and nothing
+# more: a transaction with its type, reference, actor, request id and both instants, unique per order
+# (the natural key's claim); entries with the customer accounts' balance after them, append-only
+# (row and TRUNCATE triggers) and checked at COMMIT to sum to zero per asset (a deferred constraint
+# trigger); the customer's cached pending balances, whose row locks serialise the customer's writes;
+# the points lot; the purchase row with its return window, the request's fingerprint and the answer a
+# replay returns byte for byte. Foreign keys as a ledger would have them.
+REQUIRED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS req_customers (customer_id text PRIMARY KEY, status text NOT NULL DEFAULT 'active');
+CREATE TABLE IF NOT EXISTS req_accounts (
+    customer_id text NOT NULL REFERENCES req_customers, asset text NOT NULL, bucket text NOT NULL,
+    balance bigint NOT NULL DEFAULT 0, PRIMARY KEY (customer_id, asset, bucket));
+CREATE TABLE IF NOT EXISTS req_transactions (
+    id bigserial PRIMARY KEY, type text NOT NULL, ref_kind text NOT NULL, ref_id text NOT NULL,
+    actor text NOT NULL, request_id text NOT NULL, idempotency_key text,
+    occurred_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL, UNIQUE (type, ref_kind, ref_id));
+CREATE TABLE IF NOT EXISTS req_entries (
+    seq bigserial PRIMARY KEY, transaction_id bigint NOT NULL REFERENCES req_transactions,
+    account text NOT NULL, asset text NOT NULL, amount bigint NOT NULL CHECK (amount <> 0),
+    balance_after bigint, recorded_at timestamptz NOT NULL);
+CREATE INDEX IF NOT EXISTS req_entries_by_account ON req_entries (account, seq);
+CREATE INDEX IF NOT EXISTS req_entries_by_transaction ON req_entries (transaction_id);
+CREATE TABLE IF NOT EXISTS req_lots (
+    id bigserial PRIMARY KEY, customer_id text NOT NULL REFERENCES req_customers,
+    transaction_id bigint NOT NULL REFERENCES req_transactions, points bigint NOT NULL,
+    remaining bigint NOT NULL, issued_at timestamptz NOT NULL, expires_at timestamptz);
+CREATE INDEX IF NOT EXISTS req_lots_spending_order ON req_lots (customer_id, expires_at, id);
+CREATE TABLE IF NOT EXISTS req_purchases (
+    order_id text PRIMARY KEY, customer_id text NOT NULL REFERENCES req_customers,
+    transaction_id bigint NOT NULL REFERENCES req_transactions, amount bigint NOT NULL,
+    currency text NOT NULL, points bigint NOT NULL, cashback bigint NOT NULL,
+    release_at timestamptz NOT NULL, fingerprint text NOT NULL, answer text NOT NULL);
+CREATE OR REPLACE FUNCTION req_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = '55000';
+END $$;
+CREATE OR REPLACE FUNCTION req_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM req_entries WHERE transaction_id = NEW.transaction_id
+               GROUP BY asset HAVING sum(amount) <> 0) THEN
+        RAISE EXCEPTION 'transaction % does not balance', NEW.transaction_id USING ERRCODE = '23514';
+    END IF;
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS req_entries_append_only ON req_entries;
+CREATE TRIGGER req_entries_append_only BEFORE UPDATE OR DELETE ON req_entries
+    FOR EACH ROW EXECUTE FUNCTION req_refuse_change();
+DROP TRIGGER IF EXISTS req_entries_no_truncate ON req_entries;
+CREATE TRIGGER req_entries_no_truncate BEFORE TRUNCATE ON req_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION req_refuse_change();
+DROP TRIGGER IF EXISTS req_transactions_append_only ON req_transactions;
+CREATE TRIGGER req_transactions_append_only BEFORE UPDATE OR DELETE ON req_transactions
+    FOR EACH ROW EXECUTE FUNCTION req_refuse_change();
+DROP TRIGGER IF EXISTS req_transactions_no_truncate ON req_transactions;
+CREATE TRIGGER req_transactions_no_truncate BEFORE TRUNCATE ON req_transactions
+    FOR EACH STATEMENT EXECUTE FUNCTION req_refuse_change();
+DROP TRIGGER IF EXISTS req_entries_balanced ON req_entries;
+CREATE CONSTRAINT TRIGGER req_entries_balanced AFTER INSERT ON req_entries
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION req_check_balanced();
+"""
+
+# One statement, so one round trip and its own transaction. The transaction's unique reference is the
+# order id's claim: a repeated order books nothing (a concurrent one waits for the first to commit),
+# and the route then replays the stored answer.
+REQUIRED_PURCHASE = """
+WITH tx AS (
+    INSERT INTO req_transactions (type, ref_kind, ref_id, actor, request_id, occurred_at, recorded_at)
+    VALUES ('purchase_accrual', 'order', %(order_id)s, 'prototype', %(request_id)s, %(now)s, %(now)s)
+    ON CONFLICT (type, ref_kind, ref_id) DO NOTHING
+    RETURNING id, recorded_at),
+bal AS (
+    UPDATE req_accounts
+    SET balance = balance + CASE asset WHEN 'points' THEN %(points)s::bigint ELSE %(cashback)s::bigint END
+    WHERE customer_id = %(customer_id)s AND bucket = 'pending' AND EXISTS (SELECT 1 FROM tx)
+    RETURNING asset, balance),
+legs AS (
+    INSERT INTO req_entries (transaction_id, account, asset, amount, balance_after, recorded_at)
+    SELECT tx.id, leg.account, leg.asset, leg.amount, bal.balance, tx.recorded_at
+    FROM tx CROSS JOIN (VALUES ('customer/' || %(customer_id)s || '/points/pending', 'points', %(points)s::bigint, true),
+                               ('house/points/issued/purchase', 'points', -%(points)s::bigint, false),
+                               ('customer/' || %(customer_id)s || '/cashback/pending', 'cashback', %(cashback)s::bigint, true),
+                               ('house/cashback/funding/purchase', 'cashback', -%(cashback)s::bigint, false))
+                        AS leg (account, asset, amount, customer)
+    LEFT JOIN bal ON leg.customer AND bal.asset = leg.asset),
+lot AS (
+    INSERT INTO req_lots (customer_id, transaction_id, points, remaining, issued_at, expires_at)
+    SELECT %(customer_id)s, tx.id, %(points)s, %(points)s, tx.recorded_at, tx.recorded_at + interval '365 days'
+    FROM tx),
+answer AS (
+    SELECT json_build_object('order_id', %(order_id)s::text, 'customer_id', %(customer_id)s::text,
+                             'transaction_id', tx.id, 'points_earned', %(points)s::bigint,
+                             'cashback_earned', %(cashback)s::bigint,
+                             'balances', (SELECT json_object_agg(asset, json_build_object('pending', balance)) FROM bal)
+                             )::text AS body
+    FROM tx)
+INSERT INTO req_purchases (order_id, customer_id, transaction_id, amount, currency, points, cashback, release_at,
+                           fingerprint, answer)
+SELECT %(order_id)s, %(customer_id)s, tx.id, %(amount)s, %(currency)s, %(points)s, %(cashback)s,
+       tx.recorded_at + interval '14 days', %(fingerprint)s, answer.body
+FROM tx, answer
+RETURNING answer
+"""
+
 
 def prepare(conninfo: str, customers: int) -> None:
     """The prototype's tables, with `customers` customers (c-0 ... c-{n-1}, and c-hot), each with one
@@ -68,6 +180,26 @@ def prepare(conninfo: str, customers: int) -> None:
             cur.executemany(PURCHASE, [{"order_id": f"seed-{customer_id}", "customer_id": customer_id,
                                         "amount": 1_000_000, "points": 10_000, "cashback": 20_000}
                                        for customer_id in ids])
+        conn.execute("VACUUM ANALYZE")
+
+
+def prepare_required(conninfo: str, customers: int) -> None:
+    """The required-writes prototype's tables, seeded as `prepare` seeds the featureless one."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(REQUIRED_SCHEMA)
+        ids = [f"c-{i}" for i in range(customers)] + ["c-hot"]
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO req_customers (customer_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                            [(customer_id,) for customer_id in ids])
+            cur.executemany("INSERT INTO req_accounts (customer_id, asset, bucket) VALUES (%s, %s, %s)"
+                            " ON CONFLICT DO NOTHING",
+                            [(customer_id, asset, bucket) for customer_id in ids
+                             for asset in ("points", "cashback") for bucket in ("available", "pending")])
+            now = datetime.now(timezone.utc)
+            cur.executemany(REQUIRED_PURCHASE, [
+                {"order_id": f"seed-{customer_id}", "customer_id": customer_id, "amount": 1_000_000,
+                 "currency": "EUR", "points": 10_000, "cashback": 20_000, "request_id": "seed", "now": now,
+                 "fingerprint": "seed"} for customer_id in ids])
         conn.execute("VACUUM ANALYZE")
 
 
@@ -93,19 +225,55 @@ def create_app() -> Flask:
         connection().execute("SELECT 1")
         return jsonify(status="ok")
 
-    @app.post("/v1/purchases")
-    def purchase():  # noqa: ANN202
-        body = request.get_json()
-        amount = int(body["amount"])
-        if amount <= 0:
-            abort(422)
-        params = {"order_id": str(body["order_id"]), "customer_id": str(body["customer_id"]), "amount": amount,
-                  "points": amount // 100, "cashback": amount * 200 // 10_000}
-        rows = connection().execute(PURCHASE, params).fetchall()
-        if not rows:
-            return jsonify(order_id=params["order_id"], replayed=True), 200
-        return jsonify(order_id=params["order_id"], points_earned=params["points"],
-                       cashback_earned=params["cashback"], balances=dict(rows)), 201
+    if os.environ.get("PROTOTYPE_WRITES", "").startswith("required"):
+        counter = iter(range(1 << 62))
+        locked_first = os.environ["PROTOTYPE_WRITES"] == "required-locked-first"
+
+        @app.post("/v1/purchases")
+        def required_purchase():  # noqa: ANN202
+            body = request.get_json()
+            if not (isinstance(body, dict) and isinstance(body.get("order_id"), str)
+                    and isinstance(body.get("customer_id"), str) and type(body.get("amount")) is int
+                    and body["amount"] > 0 and isinstance(body.get("currency"), str) and len(body["currency"]) == 3):
+                abort(422)
+            amount = body["amount"]
+            fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+            params = {"order_id": body["order_id"], "customer_id": body["customer_id"], "amount": amount,
+                      "currency": body["currency"], "points": amount // 100, "cashback": amount * 200 // 10_000,
+                      "request_id": f"r-{os.getpid()}-{next(counter)}", "now": datetime.now(timezone.utc),
+                      "fingerprint": fingerprint}
+            conn = connection()
+            if locked_first:
+                # The same writes in a transaction block that locks the customer first, as a service that
+                # reads the customer's state before deciding what to write must: BEGIN, the lock, the
+                # write, COMMIT; four round trips instead of one.
+                with conn.transaction():
+                    conn.execute("SELECT 1 FROM req_customers WHERE customer_id = %s FOR UPDATE",
+                                 (params["customer_id"],))
+                    row = conn.execute(REQUIRED_PURCHASE, params).fetchone()
+            else:
+                row = conn.execute(REQUIRED_PURCHASE, params).fetchone()
+            if row is not None:
+                return Response(row[0], 201, mimetype="application/json")
+            stored = conn.execute("SELECT fingerprint, answer FROM req_purchases WHERE order_id = %s",
+                                  (params["order_id"],)).fetchone()
+            if stored is None or stored[0] != fingerprint:
+                abort(409)
+            return Response(stored[1], 201, mimetype="application/json", headers={"Idempotent-Replayed": "true"})
+    else:
+        @app.post("/v1/purchases")
+        def purchase():  # noqa: ANN202
+            body = request.get_json()
+            amount = int(body["amount"])
+            if amount <= 0:
+                abort(422)
+            params = {"order_id": str(body["order_id"]), "customer_id": str(body["customer_id"]), "amount": amount,
+                      "points": amount // 100, "cashback": amount * 200 // 10_000}
+            rows = connection().execute(PURCHASE, params).fetchall()
+            if not rows:
+                return jsonify(order_id=params["order_id"], replayed=True), 200
+            return jsonify(order_id=params["order_id"], points_earned=params["points"],
+                           cashback_earned=params["cashback"], balances=dict(rows)), 201
 
     @app.get("/v1/customers/<customer_id>/balances")
     def balances(customer_id: str):  # noqa: ANN202

@@ -3,8 +3,11 @@
 1. starts a throwaway PostgreSQL (scripts/pg-test-server.sh);
 2. baselines: pgbench's built-in TPC-B-like script, a bare Flask app under the same gunicorn settings, and
    the featureless raw-SQL prototype the targets are pegged to (bench/prototype_app.py: the same purchase
-   and balance-read scripts; one statement per request); all measured again after the scenarios, and the
-   ratios use the mean, since this machine's speed drifts;
+   and balance-read scripts; one statement per request), and the same prototype's purchase booking what the
+   ledger model requires of any purchase (`PROTOTYPE_WRITES=required`, still one statement), and those
+   writes after locking the customer (`required-locked-first`: BEGIN, SELECT ... FOR UPDATE, the write,
+   COMMIT); all measured again after the scenarios, and the ratios use the mean, since this machine's
+   speed drifts;
 3. the service under gunicorn (gunicorn.conf.py, production settings) and wrk scenarios: checkout accrual
    with Zipf-distributed customers, balance reads, hold then capture, one hot customer, a mixed profile;
 4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries), then
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Iterator
 
 from prototype_app import prepare as prepare_prototype
+from prototype_app import prepare_required as prepare_required_prototype
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -332,6 +336,11 @@ def baseline_rows(result: dict) -> list[str]:
         if "prototype" in base:
             measured += [("prototype: purchases", base["prototype"]["purchases"]),
                          ("prototype: balance reads", base["prototype"]["balance_reads"])]
+        if "prototype_required" in base:
+            measured.append(("prototype, required writes: purchases", base["prototype_required"]["purchases"]))
+        if "prototype_required_locked" in base:
+            measured.append(("prototype, required writes, customer locked first: purchases",
+                             base["prototype_required_locked"]["purchases"]))
         for name, s in measured:
             rows.append(f"| {name} | {when} | {s['rps']:.0f} req/s | p99 {s['p99_ms']:.1f} | {spread(s)} | {cpu(s)} |")
     return rows
@@ -345,7 +354,12 @@ def markdown(result: dict) -> str:
         f"app, the prototype and the service alike"
         + (f", GUNICORN_CMD_ARGS `{result['gunicorn_cmd_args']}`" if result.get("gunicorn_cmd_args") else "")
         + ". The prototype (bench/prototype_app.py) is the featureless raw-SQL app the targets are pegged to: "
-        "one statement per request, no idempotency, validation, rules or stored answers.",
+        "one statement per request, no idempotency, validation, rules or stored answers. Its \"required writes\" "
+        "purchase books what the ledger model requires of any purchase, still in one statement: a transaction "
+        "claimed by its order id, entries with balances after them checked at COMMIT, append-only triggers, "
+        "cached balances, the points lot, the purchase with its fingerprint and stored answer; \"customer locked "
+        "first\" sends the same write after `SELECT ... FOR UPDATE` of the customer, in BEGIN ... COMMIT, as a "
+        "service that reads the customer's state before deciding what to write must.",
         "",
         *baseline_rows(result),
         "",
@@ -356,6 +370,10 @@ def markdown(result: dict) -> str:
         if ratios:
             text += (f"; the prototype reaches {ratios['purchases_x_pgbench']:.2f} x pgbench on purchases and "
                      f"{ratios['balance_reads_x_bare_flask']:.2f} x bare Flask on balance reads")
+            if "required_purchases_x_pgbench" in ratios:
+                text += (f"; with the required writes, {ratios['required_purchases_x_pgbench']:.2f} x pgbench "
+                         f"on purchases in one statement and {ratios['required_locked_purchases_x_pgbench']:.2f} x "
+                         "with the customer locked first")
         lines += [text + ".", ""]
     lines += [
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | connections per worker "
@@ -421,18 +439,23 @@ def main() -> int:
                             "prototype"], check=True)
             proto_url = f"postgresql://postgres@127.0.0.1:{pg_port}/prototype"
             prepare_prototype(proto_url, args.customers)
+            prepare_required_prototype(proto_url, args.customers)
 
-            def prototype() -> dict:
+            def prototype(writes: str = "featureless") -> dict:
                 """The featureless raw-SQL prototype (bench/prototype_app.py): the same purchase and balance
-                read scripts, under the same gunicorn settings."""
+                read scripts, under the same gunicorn settings. With writes="required", its purchase books
+                what the ledger model requires, and only purchases are measured (its reads are the same)."""
                 server = Gunicorn("bench.prototype_app:create_app()", free_port(), args.workers, args.threads,
-                                  {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype"})
+                                  {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype", "PROTOTYPE_WRITES": writes})
                 servers.append(server)
                 proto_env = {"KEY": "prototype", "CUSTOMERS": str(args.customers)}
                 proto_http = f"http://127.0.0.1:{server.port}"
+                scripts = [("purchases", "accrual_zipf.lua")]
+                if writes == "featureless":
+                    scripts.append(("balance_reads", "balances.lua"))
                 try:
                     measured = {}
-                    for name, script in (("purchases", "accrual_zipf.lua"), ("balance_reads", "balances.lua")):
+                    for name, script in scripts:
                         warm_up(wrk, script, proto_http, args.connections, {**proto_env, "RUN_ID": f"pw{time.time_ns()}"},
                                 proto_url)
                         measured[name] = run_wrk(wrk, script, proto_http, args.duration, args.connections,
@@ -444,6 +467,9 @@ def main() -> int:
 
             print("featureless raw-SQL prototype ...", flush=True)
             result["baselines"]["prototype"] = prototype()
+            print("prototype with the required writes ...", flush=True)
+            result["baselines"]["prototype_required"] = prototype("required")
+            result["baselines"]["prototype_required_locked"] = prototype("required-locked-first")
 
             admin = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/postgres"
             subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
@@ -479,21 +505,33 @@ def main() -> int:
             # before): both baselines are measured again after the scenarios, and ratios use the mean.
             print("baselines again ...", flush=True)
             result["baselines_after"] = {"pgbench": pgbench(bindir, pg_port, args.duration, args.connections, init=False),
-                                         "bare_flask": bare_flask(), "prototype": prototype()}
+                                         "bare_flask": bare_flask(), "prototype": prototype(),
+                                         "prototype_required": prototype("required"),
+                                         "prototype_required_locked": prototype("required-locked-first")}
             pg_tps = (result["baselines"]["pgbench"]["tps"] + result["baselines_after"]["pgbench"]["tps"]) / 2
             bare_rps = (result["baselines"]["bare_flask"]["rps"] + result["baselines_after"]["bare_flask"]["rps"]) / 2
             proto = {name: {key: (result["baselines"]["prototype"][name][key]
                                   + result["baselines_after"]["prototype"][name][key]) / 2 for key in ("rps", "p99_ms")}
                      for name in ("purchases", "balance_reads")}
-            result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps, "prototype": proto}
+            required, locked = ({key: (result["baselines"][name]["purchases"][key]
+                                       + result["baselines_after"][name]["purchases"][key]) / 2
+                                 for key in ("rps", "p99_ms")}
+                                for name in ("prototype_required", "prototype_required_locked"))
+            result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps, "prototype": proto,
+                                        "prototype_required_purchases": required,
+                                        "prototype_required_locked_purchases": locked}
             result["prototype_ratios"] = {"purchases_x_pgbench": proto["purchases"]["rps"] / pg_tps,
-                                          "balance_reads_x_bare_flask": proto["balance_reads"]["rps"] / bare_rps}
+                                          "balance_reads_x_bare_flask": proto["balance_reads"]["rps"] / bare_rps,
+                                          "required_purchases_x_pgbench": required["rps"] / pg_tps,
+                                          "required_locked_purchases_x_pgbench": locked["rps"] / pg_tps}
             targets = []
             accrual = result["scenarios"].get("purchase_accrual_zipf")
             reads = result["scenarios"].get("balance_reads")
             if accrual:
                 accrual["ratio_note"] = (f"{accrual['rps'] / pg_tps:.2f} x pgbench; "
-                                         f"{accrual['rps'] / proto['purchases']['rps']:.2f} x prototype")
+                                         f"{accrual['rps'] / proto['purchases']['rps']:.2f} x prototype; "
+                                         f"{accrual['rps'] / required['rps']:.2f} x required writes; "
+                                         f"{accrual['rps'] / locked['rps']:.2f} x locked first")
                 targets += [
                     {"name": "POST /v1/purchases throughput", "measured": f"{accrual['rps'] / pg_tps:.2f} x pgbench TPS",
                      "target": ">= 0.30 x", "met": accrual["rps"] >= 0.3 * pg_tps},
