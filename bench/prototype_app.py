@@ -10,9 +10,12 @@ balance read is one SELECT. psycopg directly, one connection per thread, server-
 
 With `PROTOTYPE_WRITES=required` its purchase route books instead what the ledger model and the request
 rules (ARCHITECTURE.md §1 and §2) require of any purchase, still by hand and in one autocommit statement
-(see `REQUIRED_PURCHASE`): it measures what those writes cost, apart from how the service is built. With
-`required-locked-first` it sends the same write after locking the customer (BEGIN, SELECT ... FOR UPDATE,
-the write, COMMIT), as a service must that reads a customer's state before deciding what to write.
+(see `REQUIRED_PURCHASE`): it measures what those writes cost, apart from how the service is built. A
+service that decides what to write from the customer's state (tier, caps, value due, overdraft) must read
+that state first: `required-read-first` reads it and sends the same write guarded by the state's version
+(optimistic concurrency: a write that lost the race writes nothing and is tried again);
+`required-locked-first` sends it after locking the customer (BEGIN, SELECT ... FOR UPDATE, the write,
+COMMIT), as the service does.
 
 Never used by the service: bench/run.py starts it under the same gunicorn settings as the service.
 """
@@ -70,7 +73,8 @@ BALANCES = "SELECT asset, balance FROM proto_accounts WHERE customer_id = %s"
 # the points lot; the purchase row with its return window, the request's fingerprint and the answer a
 # replay returns byte for byte. Foreign keys as a ledger would have them.
 REQUIRED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS req_customers (customer_id text PRIMARY KEY, status text NOT NULL DEFAULT 'active');
+CREATE TABLE IF NOT EXISTS req_customers (customer_id text PRIMARY KEY, status text NOT NULL DEFAULT 'active',
+                                          version bigint NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS req_accounts (
     customer_id text NOT NULL REFERENCES req_customers, asset text NOT NULL, bucket text NOT NULL,
     balance bigint NOT NULL DEFAULT 0, PRIMARY KEY (customer_id, asset, bucket));
@@ -165,6 +169,25 @@ FROM tx, answer
 RETURNING answer
 """
 
+CUSTOMER_STATE = """
+SELECT c.version, array_agg(a.balance ORDER BY a.asset, a.bucket)
+FROM req_customers c JOIN req_accounts a USING (customer_id)
+WHERE c.customer_id = %s AND c.status = 'active' GROUP BY c.version
+"""
+
+# The same write, guarded by the version of the customer's state read before it (optimistic concurrency):
+# if another write moved the customer on since, it writes nothing and the route reads and tries again.
+REQUIRED_PURCHASE_IF_UNCHANGED = REQUIRED_PURCHASE.replace("""WITH tx AS (
+    INSERT INTO req_transactions (type, ref_kind, ref_id, actor, request_id, occurred_at, recorded_at)
+    VALUES ('purchase_accrual', 'order', %(order_id)s, 'prototype', %(request_id)s, %(now)s, %(now)s)""",
+                                                           """WITH guard AS (
+    UPDATE req_customers SET version = version + 1
+    WHERE customer_id = %(customer_id)s AND version = %(version)s RETURNING 1),
+tx AS (
+    INSERT INTO req_transactions (type, ref_kind, ref_id, actor, request_id, occurred_at, recorded_at)
+    SELECT 'purchase_accrual', 'order', %(order_id)s, 'prototype', %(request_id)s, %(now)s, %(now)s FROM guard""")
+assert REQUIRED_PURCHASE_IF_UNCHANGED != REQUIRED_PURCHASE
+
 
 def prepare(conninfo: str, customers: int) -> None:
     """The prototype's tables, with `customers` customers (c-0 ... c-{n-1}, and c-hot), each with one
@@ -228,6 +251,7 @@ def create_app() -> Flask:
     if os.environ.get("PROTOTYPE_WRITES", "").startswith("required"):
         counter = iter(range(1 << 62))
         locked_first = os.environ["PROTOTYPE_WRITES"] == "required-locked-first"
+        read_first = os.environ["PROTOTYPE_WRITES"] == "required-read-first"
 
         @app.post("/v1/purchases")
         def required_purchase():  # noqa: ANN202
@@ -251,6 +275,15 @@ def create_app() -> Flask:
                     conn.execute("SELECT 1 FROM req_customers WHERE customer_id = %s FOR UPDATE",
                                  (params["customer_id"],))
                     row = conn.execute(REQUIRED_PURCHASE, params).fetchone()
+            elif read_first:
+                while True:
+                    state = conn.execute(CUSTOMER_STATE, (params["customer_id"],)).fetchone()
+                    if state is None:
+                        abort(404)
+                    row = conn.execute(REQUIRED_PURCHASE_IF_UNCHANGED, {**params, "version": state[0]}).fetchone()
+                    if row is not None or conn.execute("SELECT 1 FROM req_purchases WHERE order_id = %s",
+                                                       (params["order_id"],)).fetchone():
+                        break
             else:
                 row = conn.execute(REQUIRED_PURCHASE, params).fetchone()
             if row is not None:

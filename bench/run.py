@@ -4,10 +4,10 @@
 2. baselines: pgbench's built-in TPC-B-like script, a bare Flask app under the same gunicorn settings, and
    the featureless raw-SQL prototype the targets are pegged to (bench/prototype_app.py: the same purchase
    and balance-read scripts; one statement per request), and the same prototype's purchase booking what the
-   ledger model requires of any purchase (`PROTOTYPE_WRITES=required`, still one statement), and those
-   writes after locking the customer (`required-locked-first`: BEGIN, SELECT ... FOR UPDATE, the write,
-   COMMIT); all measured again after the scenarios, and the ratios use the mean, since this machine's
-   speed drifts;
+   ledger model requires of any purchase (`PROTOTYPE_WRITES=required`, still one statement), those writes
+   after reading the customer's state (`required-read-first`: guarded by its version) and after locking the
+   customer (`required-locked-first`: BEGIN, SELECT ... FOR UPDATE, the write, COMMIT); all measured again
+   after the scenarios, and the ratios use the mean, since this machine's speed drifts;
 3. the service under gunicorn (gunicorn.conf.py, production settings) and wrk scenarios: checkout accrual
    with Zipf-distributed customers, balance reads, hold then capture, one hot customer, a mixed profile;
 4. after every scenario, `ledger verify` (the ledger sums to zero, cached balances equal entries), then
@@ -322,6 +322,15 @@ def cpu(stats: dict) -> str:
     return f"{used['gunicorn']} / {used['postgres']}" if used else "?"
 
 
+# The prototype's purchases that book what the ledger model requires (bench/prototype_app.py,
+# PROTOTYPE_WRITES): the key in the results, the mode, and the name in the tables.
+REQUIRED_WRITES = [
+    ("prototype_required", "required", "required writes in one statement"),
+    ("prototype_required_read", "required-read-first", "required writes, the customer's state read first"),
+    ("prototype_required_locked", "required-locked-first", "required writes, the customer locked first"),
+]
+
+
 def baseline_rows(result: dict) -> list[str]:
     """The baselines, before and after the scenarios, as rows of one table."""
     rows = ["| baseline | measured | throughput | latency ms | connections per worker "
@@ -336,11 +345,8 @@ def baseline_rows(result: dict) -> list[str]:
         if "prototype" in base:
             measured += [("prototype: purchases", base["prototype"]["purchases"]),
                          ("prototype: balance reads", base["prototype"]["balance_reads"])]
-        if "prototype_required" in base:
-            measured.append(("prototype, required writes: purchases", base["prototype_required"]["purchases"]))
-        if "prototype_required_locked" in base:
-            measured.append(("prototype, required writes, customer locked first: purchases",
-                             base["prototype_required_locked"]["purchases"]))
+        measured += [(f"prototype, {label}: purchases", base[key]["purchases"])
+                     for key, _mode, label in REQUIRED_WRITES if key in base]
         for name, s in measured:
             rows.append(f"| {name} | {when} | {s['rps']:.0f} req/s | p99 {s['p99_ms']:.1f} | {spread(s)} | {cpu(s)} |")
     return rows
@@ -357,9 +363,10 @@ def markdown(result: dict) -> str:
         "one statement per request, no idempotency, validation, rules or stored answers. Its \"required writes\" "
         "purchase books what the ledger model requires of any purchase, still in one statement: a transaction "
         "claimed by its order id, entries with balances after them checked at COMMIT, append-only triggers, "
-        "cached balances, the points lot, the purchase with its fingerprint and stored answer; \"customer locked "
-        "first\" sends the same write after `SELECT ... FOR UPDATE` of the customer, in BEGIN ... COMMIT, as a "
-        "service that reads the customer's state before deciding what to write must.",
+        "cached balances, the points lot, the purchase with its fingerprint and stored answer. A service that "
+        "decides what to write from the customer's state must read it first: \"state read first\" reads it, "
+        "then sends the write guarded by the state's version (optimistic, retried); \"customer locked first\" "
+        "sends the write after `SELECT ... FOR UPDATE` of the customer, in BEGIN ... COMMIT.",
         "",
         *baseline_rows(result),
         "",
@@ -370,10 +377,9 @@ def markdown(result: dict) -> str:
         if ratios:
             text += (f"; the prototype reaches {ratios['purchases_x_pgbench']:.2f} x pgbench on purchases and "
                      f"{ratios['balance_reads_x_bare_flask']:.2f} x bare Flask on balance reads")
-            if "required_purchases_x_pgbench" in ratios:
-                text += (f"; with the required writes, {ratios['required_purchases_x_pgbench']:.2f} x pgbench "
-                         f"on purchases in one statement and {ratios['required_locked_purchases_x_pgbench']:.2f} x "
-                         "with the customer locked first")
+            if "required_writes_x_pgbench" in ratios:
+                text += "; on purchases, " + ", ".join(f"{label} {ratios['required_writes_x_pgbench'][key]:.2f} x"
+                                                      for key, _mode, label in REQUIRED_WRITES)
         lines += [text + ".", ""]
     lines += [
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | peak worker RSS MiB | connections per worker "
@@ -443,8 +449,9 @@ def main() -> int:
 
             def prototype(writes: str = "featureless") -> dict:
                 """The featureless raw-SQL prototype (bench/prototype_app.py): the same purchase and balance
-                read scripts, under the same gunicorn settings. With writes="required", its purchase books
-                what the ledger model requires, and only purchases are measured (its reads are the same)."""
+                read scripts, under the same gunicorn settings. With writes="required..." (REQUIRED_WRITES), its
+                purchase books what the ledger model requires, and only purchases are measured (its reads are
+                the same)."""
                 server = Gunicorn("bench.prototype_app:create_app()", free_port(), args.workers, args.threads,
                                   {"PROTOTYPE_DATABASE_URL": proto_url, "KEY": "prototype", "PROTOTYPE_WRITES": writes})
                 servers.append(server)
@@ -467,9 +474,9 @@ def main() -> int:
 
             print("featureless raw-SQL prototype ...", flush=True)
             result["baselines"]["prototype"] = prototype()
-            print("prototype with the required writes ...", flush=True)
-            result["baselines"]["prototype_required"] = prototype("required")
-            result["baselines"]["prototype_required_locked"] = prototype("required-locked-first")
+            for key, mode, label in REQUIRED_WRITES:
+                print(f"prototype, {label} ...", flush=True)
+                result["baselines"][key] = prototype(mode)
 
             admin = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}/postgres"
             subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "ledger"],
@@ -505,33 +512,34 @@ def main() -> int:
             # before): both baselines are measured again after the scenarios, and ratios use the mean.
             print("baselines again ...", flush=True)
             result["baselines_after"] = {"pgbench": pgbench(bindir, pg_port, args.duration, args.connections, init=False),
-                                         "bare_flask": bare_flask(), "prototype": prototype(),
-                                         "prototype_required": prototype("required"),
-                                         "prototype_required_locked": prototype("required-locked-first")}
+                                         "bare_flask": bare_flask(), "prototype": prototype()}
+            for key, mode, _label in REQUIRED_WRITES:
+                result["baselines_after"][key] = prototype(mode)
             pg_tps = (result["baselines"]["pgbench"]["tps"] + result["baselines_after"]["pgbench"]["tps"]) / 2
             bare_rps = (result["baselines"]["bare_flask"]["rps"] + result["baselines_after"]["bare_flask"]["rps"]) / 2
             proto = {name: {key: (result["baselines"]["prototype"][name][key]
                                   + result["baselines_after"]["prototype"][name][key]) / 2 for key in ("rps", "p99_ms")}
                      for name in ("purchases", "balance_reads")}
-            required, locked = ({key: (result["baselines"][name]["purchases"][key]
-                                       + result["baselines_after"][name]["purchases"][key]) / 2
-                                 for key in ("rps", "p99_ms")}
-                                for name in ("prototype_required", "prototype_required_locked"))
+            required = {name: {key: (result["baselines"][name]["purchases"][key]
+                                     + result["baselines_after"][name]["purchases"][key]) / 2
+                               for key in ("rps", "p99_ms")}
+                        for name, _mode, _label in REQUIRED_WRITES}
             result["baselines_mean"] = {"pgbench_tps": pg_tps, "bare_flask_rps": bare_rps, "prototype": proto,
-                                        "prototype_required_purchases": required,
-                                        "prototype_required_locked_purchases": locked}
+                                        "required_writes_purchases": required}
             result["prototype_ratios"] = {"purchases_x_pgbench": proto["purchases"]["rps"] / pg_tps,
                                           "balance_reads_x_bare_flask": proto["balance_reads"]["rps"] / bare_rps,
-                                          "required_purchases_x_pgbench": required["rps"] / pg_tps,
-                                          "required_locked_purchases_x_pgbench": locked["rps"] / pg_tps}
+                                          "required_writes_x_pgbench": {name: r["rps"] / pg_tps
+                                                                        for name, r in required.items()}}
             targets = []
             accrual = result["scenarios"].get("purchase_accrual_zipf")
             reads = result["scenarios"].get("balance_reads")
             if accrual:
                 accrual["ratio_note"] = (f"{accrual['rps'] / pg_tps:.2f} x pgbench; "
                                          f"{accrual['rps'] / proto['purchases']['rps']:.2f} x prototype; "
-                                         f"{accrual['rps'] / required['rps']:.2f} x required writes; "
-                                         f"{accrual['rps'] / locked['rps']:.2f} x locked first")
+                                         f"{accrual['rps'] / required['prototype_required']['rps']:.2f} x required "
+                                         "writes in one statement; "
+                                         f"{accrual['rps'] / required['prototype_required_locked']['rps']:.2f} x "
+                                         "locked first")
                 targets += [
                     {"name": "POST /v1/purchases throughput", "measured": f"{accrual['rps'] / pg_tps:.2f} x pgbench TPS",
                      "target": ">= 0.30 x", "met": accrual["rps"] >= 0.3 * pg_tps},

@@ -19,7 +19,7 @@ import prototype_app  # noqa: E402
 AUTH = {"Authorization": "Bearer k"}
 
 
-@pytest.mark.parametrize("writes", ["required", "required-locked-first"])
+@pytest.mark.parametrize("writes", ["required", "required-locked-first", "required-read-first"])
 def test_the_required_writes_prototype_books_checks_and_replays(database_url, monkeypatch, writes):
     url = database_url.replace("postgresql+psycopg://", "postgresql://")
     prototype_app.prepare_required(url, 3)
