@@ -110,22 +110,17 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-DROP TRIGGER IF EXISTS req_entries_append_only ON req_entries;
-CREATE TRIGGER req_entries_append_only BEFORE UPDATE OR DELETE ON req_entries
-    FOR EACH ROW EXECUTE FUNCTION req_refuse_change();
-DROP TRIGGER IF EXISTS req_entries_no_truncate ON req_entries;
-CREATE TRIGGER req_entries_no_truncate BEFORE TRUNCATE ON req_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION req_refuse_change();
-DROP TRIGGER IF EXISTS req_transactions_append_only ON req_transactions;
-CREATE TRIGGER req_transactions_append_only BEFORE UPDATE OR DELETE ON req_transactions
-    FOR EACH ROW EXECUTE FUNCTION req_refuse_change();
-DROP TRIGGER IF EXISTS req_transactions_no_truncate ON req_transactions;
-CREATE TRIGGER req_transactions_no_truncate BEFORE TRUNCATE ON req_transactions
-    FOR EACH STATEMENT EXECUTE FUNCTION req_refuse_change();
 DROP TRIGGER IF EXISTS req_entries_balanced ON req_entries;
 CREATE CONSTRAINT TRIGGER req_entries_balanced AFTER INSERT ON req_entries
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION req_check_balanced();
-"""
+""" + "".join(f"""
+DROP TRIGGER IF EXISTS {table}_append_only ON {table};
+CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION req_refuse_change();
+DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION req_refuse_change();
+""" for table in ("req_entries", "req_transactions"))
 
 # One statement, so one round trip and its own transaction. The transaction's unique reference is the
 # order id's claim: a repeated order books nothing (a concurrent one waits for the first to commit),
