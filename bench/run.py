@@ -163,7 +163,8 @@ class MemorySampler:
 class Gunicorn:
     def __init__(self, app: str, port: int, workers: int, threads: int, env: dict[str, str]) -> None:
         self.port = port
-        self.log = open(tempfile.mktemp(prefix="bench-gunicorn-", suffix=".log"), "w")
+        # Kept only when gunicorn did not start or did not stop cleanly (see `stop`).
+        self.log = tempfile.NamedTemporaryFile("w", prefix="bench-gunicorn-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), "--threads", str(threads), "--access-logfile", "/dev/null", app],
@@ -185,6 +186,10 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        if self.proc.returncode == 0:
+            os.unlink(self.log.name)
+        else:
+            print(f"gunicorn {self.proc.args[-1]} exited with {self.proc.returncode}; log: {self.log.name}", flush=True)
 
 
 def connections_per_worker(port: int) -> list[int] | None:
