@@ -128,7 +128,7 @@ def run_expiry(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
                     current = uow.programs.get(customer.program_id)
                     return expire_due_for_customer(uow, now, current, customer, ctx)
 
-                total += transact(uow_factory, work, is_retryable or (lambda exc: False))
+                total += transact(uow_factory, work, is_retryable)
     return total
 
 

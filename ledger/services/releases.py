@@ -97,7 +97,7 @@ def run_jobs(uow_factory, clock: Clock, batch: int = 200,  # noqa: ANN001
                 return (release_due_for_customer(uow, now, program, customer, ctx),
                         expire_holds_for_customer(uow, now, program, customer, ctx))
 
-            releases, expired = transact(uow_factory, upkeep, is_retryable or (lambda exc: False))
+            releases, expired = transact(uow_factory, upkeep, is_retryable)
             done["releases"] += releases
             done["expired_holds"] += expired
 
@@ -115,8 +115,8 @@ def run_books_jobs(uow_factory, clock: Clock,  # noqa: ANN001
     done = {"rollups": 0, "seals": 0}
     for program_id in programs:
         done["rollups"] += transact(uow_factory, lambda uow, pid=program_id: roll_up(uow, pid, now),
-                                    is_retryable or (lambda exc: False))
+                                    is_retryable)
         sealed = transact(uow_factory, lambda uow, pid=program_id: seal_program(uow, pid, now),
-                          is_retryable or (lambda exc: False))
+                          is_retryable)
         done["seals"] += 1 if sealed else 0
     return done

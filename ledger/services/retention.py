@@ -29,7 +29,7 @@ def purge_idempotency_keys(uow_factory, clock: Clock, older_than_days: int, batc
     while True:
         count, oldest, last_id = transact(
             uow_factory, lambda uow, after_id=after_id: uow.idempotency.purge_header_keys(before, after_id, batch),
-            is_retryable or (lambda exc: False))
+            is_retryable)
         deleted += count
         if last_id is None or oldest >= before:
             return deleted

@@ -263,5 +263,5 @@ def run_tier_evaluations(uow_factory, clock: Clock, batch: int = 200,  # noqa: A
                     reasons.append(reason)
                 return reasons
 
-            for reason in transact(uow_factory, work, is_retryable or (lambda exc: False)):
+            for reason in transact(uow_factory, work, is_retryable):
                 done[reason] = done.get(reason, 0) + 1

@@ -61,15 +61,16 @@ def with_retries(uow_factory: Callable[..., UnitOfWork], fn: Callable[[UnitOfWor
 
 
 def transact(uow_factory: Callable[..., UnitOfWork], action: Callable[[UnitOfWork], T],
-             is_retryable: Callable[[BaseException], bool] = lambda exc: False) -> T:
-    """One committed database transaction around `action`, retried on conflicts."""
+             is_retryable: Callable[[BaseException], bool] | None = None) -> T:
+    """One committed database transaction around `action`, retried on conflicts (those that
+    `is_retryable` names; with None, never)."""
 
     def fn(uow: UnitOfWork) -> T:
         result = action(uow)
         uow.commit()
         return result
 
-    return with_retries(uow_factory, fn, is_retryable)
+    return with_retries(uow_factory, fn, is_retryable or (lambda exc: False))
 
 
 def run_write(
