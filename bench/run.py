@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from prototype_app import customer_ids
 from prototype_app import prepare as prepare_prototype
 from prototype_app import prepare_required as prepare_required_prototype
 
@@ -304,7 +305,7 @@ def seed(url: str, customers: int) -> dict[str, str]:
     created = transact(uows, lambda uow: create_program(uow, clock, settings))
     program_id = created.program.id
     ctx = BookingContext(actor="bench:seed")
-    ids = [f"c-{i}" for i in range(customers)] + ["c-hot"]
+    ids = customer_ids(customers)
     for start in range(0, len(ids), 500):
         def batch(uow, chunk=ids[start:start + 500]):  # noqa: ANN001, ANN202
             for customer_id in chunk:
